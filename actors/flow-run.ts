@@ -1,0 +1,214 @@
+/**
+ * The flow-run machine: one flow run across its attempts.
+ *
+ * Pure. The runtime supplies, through `provide()`:
+ * - `startBody` starts attempt `context.attempt` of the flow function (which
+ *   validates parameters first and settles only once the attempt's task runs
+ *   have settled), and later sends `body.succeeded` or `body.failed` with that
+ *   attempt number;
+ * - `abortBody` aborts the attempt's `AbortSignal`;
+ * - `publish` runs on entry to each published state;
+ * - `cancelChildren` aborts the body's signal and cancels the task runs and
+ *   subflows still running;
+ * - the `retryDelay` delay (the flow's retry policy, which may add jitter).
+ *
+ * The body keeps running while the run is `Cancelling`, so that the run ends
+ * `Cancelled` once the body has seen its signal and settled, or once the grace
+ * period is over.
+ */
+import { assign, cancel, enqueueActions, setup } from 'xstate';
+import type { FailureKind, StateError, StateName } from './state.js';
+
+export interface FlowRunInput {
+  flowRunId: string;
+  /** Retries after the first attempt. @default 0 */
+  retries?: number;
+  /** Per-attempt time limit in ms; none when undefined. */
+  timeoutMs?: number;
+  /** How long a cancelled run waits for its body to settle, in ms. */
+  cancelGraceMs: number;
+  /** First attempt number; above 1 when a run resumes. @default 1 */
+  attempt?: number;
+}
+
+export interface FlowRunFailure {
+  kind: FailureKind;
+  error: StateError;
+}
+
+export interface FlowRunContext {
+  flowRunId: string;
+  attempt: number;
+  retries: number;
+  timeoutMs: number | undefined;
+  cancelGraceMs: number;
+  failure: FlowRunFailure | undefined;
+  result: unknown;
+}
+
+export type FlowRunEvent =
+  | { type: 'body.succeeded'; attempt: number; value: unknown }
+  | { type: 'body.failed'; attempt: number; error: StateError }
+  /** Raised by the machine itself when a timed attempt runs out of time. */
+  | { type: 'attempt.timedOut'; attempt: number }
+  | { type: 'cancel'; reason?: string }
+  /** The flow run's supervisor hit its restart-intensity limit. */
+  | { type: 'supervisor.escalated'; error: StateError }
+  /** The process running the flow is going away (forced close). */
+  | { type: 'crash'; error: StateError };
+
+export interface FlowRunOutput {
+  result: unknown;
+  failure: FlowRunFailure | undefined;
+}
+
+const ATTEMPT_TIMER_ID = 'attemptTimeout';
+
+export const FLOW_TIMEOUT_ERROR: StateError = {
+  name: 'FlowTimeoutError',
+  code: 'FLOW_TIMED_OUT',
+  message: 'flow run timed out',
+  retryable: true,
+};
+
+export const FLOW_CANCELLED_ERROR: StateError = {
+  name: 'CancelledError',
+  code: 'CANCELLED',
+  message: 'flow run was cancelled',
+  retryable: false,
+};
+
+export const flowRunMachine = setup({
+  types: {
+    input: {} as FlowRunInput,
+    context: {} as FlowRunContext,
+    events: {} as FlowRunEvent,
+    output: {} as FlowRunOutput,
+  },
+  actions: {
+    startBody: () => {},
+    abortBody: (_, _params: { reason: string }) => {},
+    publish: (_, _params: { state: StateName }) => {},
+    cancelChildren: (_, _params: { reason: string }) => {},
+  },
+  delays: {
+    retryDelay: () => 0,
+    cancelGrace: ({ context }) => context.cancelGraceMs,
+  },
+  guards: {
+    isCurrentAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
+    canRetry: ({ context }) =>
+      context.failure !== undefined && context.failure.error.retryable && context.attempt <= context.retries,
+  },
+}).createMachine({
+  id: 'flowRun',
+  context: ({ input }) => ({
+    flowRunId: input.flowRunId,
+    attempt: input.attempt ?? 1,
+    retries: input.retries ?? 0,
+    timeoutMs: input.timeoutMs,
+    cancelGraceMs: input.cancelGraceMs,
+    failure: undefined,
+    result: undefined,
+  }),
+  initial: 'Pending',
+  on: {
+    crash: {
+      target: '.Crashed',
+      actions: [
+        assign({ failure: ({ event }) => ({ kind: 'crash' as const, error: event.error }) }),
+        { type: 'cancelChildren', params: { reason: 'crashed' } },
+      ],
+    },
+  },
+  states: {
+    Pending: {
+      entry: { type: 'publish', params: { state: 'Pending' } },
+      always: 'Active',
+    },
+    Active: {
+      entry: [
+        // Published before the body starts, so the run's Running precedes its task runs' events.
+        { type: 'publish', params: ({ context }) => ({ state: context.attempt > 1 ? 'Retrying' : 'Running' }) },
+        'startBody',
+        enqueueActions(({ context, enqueue }) => {
+          if (context.timeoutMs === undefined) return;
+          enqueue.raise({ type: 'attempt.timedOut', attempt: context.attempt }, { id: ATTEMPT_TIMER_ID, delay: context.timeoutMs });
+        }),
+      ],
+      // The reason is what ended the attempt (`attempt.timedOut`, `crash`, ...): the runtime picks the abort error by it.
+      exit: [cancel(ATTEMPT_TIMER_ID), { type: 'abortBody', params: ({ event }) => ({ reason: event.type }) }],
+      initial: 'Running',
+      states: {
+        Running: {
+          on: {
+            'body.succeeded': {
+              guard: 'isCurrentAttempt',
+              target: '#flowRun.Completed',
+              actions: assign({ result: ({ event }) => event.value }),
+            },
+            'body.failed': {
+              guard: 'isCurrentAttempt',
+              target: '#flowRun.Judging',
+              actions: assign({ failure: ({ event }) => ({ kind: 'error' as const, error: event.error }) }),
+            },
+            'attempt.timedOut': {
+              guard: 'isCurrentAttempt',
+              target: '#flowRun.Judging',
+              actions: [
+                assign({ failure: { kind: 'timeout', error: FLOW_TIMEOUT_ERROR } }),
+                { type: 'cancelChildren', params: { reason: 'flow run timed out' } },
+              ],
+            },
+            cancel: 'Cancelling',
+            'supervisor.escalated': {
+              target: '#flowRun.Failed',
+              actions: [
+                assign({ failure: ({ event }) => ({ kind: 'error' as const, error: event.error }) }),
+                { type: 'cancelChildren', params: { reason: 'supervisor escalated' } },
+              ],
+            },
+          },
+        },
+        Cancelling: {
+          entry: [
+            { type: 'publish', params: { state: 'Cancelling' } },
+            { type: 'cancelChildren', params: { reason: 'cancelled' } },
+          ],
+          after: { cancelGrace: '#flowRun.Cancelled' },
+          on: {
+            'body.succeeded': { guard: 'isCurrentAttempt', target: '#flowRun.Cancelled' },
+            'body.failed': { guard: 'isCurrentAttempt', target: '#flowRun.Cancelled' },
+          },
+        },
+      },
+    },
+    // Transient: a failed attempt is retried or fails the run for good.
+    Judging: {
+      always: [
+        { guard: 'canRetry', target: 'AwaitingRetry' },
+        { guard: ({ context }) => context.failure?.kind === 'timeout', target: 'TimedOut' },
+        { target: 'Failed' },
+      ],
+    },
+    AwaitingRetry: {
+      entry: { type: 'publish', params: { state: 'AwaitingRetry' } },
+      after: {
+        retryDelay: { target: 'Active', actions: assign({ attempt: ({ context }) => context.attempt + 1 }) },
+      },
+      on: { cancel: 'Cancelled' },
+    },
+    Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },
+    Failed: { type: 'final', entry: { type: 'publish', params: { state: 'Failed' } } },
+    TimedOut: { type: 'final', entry: { type: 'publish', params: { state: 'TimedOut' } } },
+    Crashed: { type: 'final', entry: { type: 'publish', params: { state: 'Crashed' } } },
+    Cancelled: {
+      type: 'final',
+      entry: [
+        assign({ failure: { kind: 'error', error: FLOW_CANCELLED_ERROR } }),
+        { type: 'publish', params: { state: 'Cancelled' } },
+      ],
+    },
+  },
+  output: ({ context }) => ({ result: context.result, failure: context.failure }),
+});

@@ -1,0 +1,77 @@
+/**
+ * Loads the user's flow file, TypeScript or JavaScript, into this process's
+ * module graph.
+ *
+ * Why not tsx's `tsImport`: it loads the file under a fresh loader namespace,
+ * so the file's `import ... from 'tenaz'` gets a second copy of every tenaz
+ * module, with its own ambient orchestrator and run context. Task calls inside
+ * the flow would then miss the flow run the CLI started. So tsx is registered
+ * once for the whole process and the file is loaded with a plain `import()`,
+ * and the bare specifier `tenaz` is pointed at the entry this CLI itself runs
+ * from (`src/index.ts` in a checkout, `dist/src/index.js` when built), which
+ * also makes `import 'tenaz'` work in a checkout that was never built. Only ESM
+ * imports are aliased: a file that loads as CommonJS (a .ts file outside a
+ * "type": "module" package) finds `tenaz` in node_modules as usual.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { register as registerHooks } from 'node:module';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CliError } from './errors.js';
+
+/** The CLI's own entry point: `tenaz` in user files must resolve to the same module instances. */
+const ENTRY_URL = new URL(import.meta.url.endsWith('.ts') ? '../index.ts' : '../index.js', import.meta.url).href;
+
+// Runs in Node's loader thread, so it must be plain JavaScript with no imports. It hands the
+// target on to the next resolver (tsx) rather than answering itself: tsx loads only what it resolved.
+const ALIAS_HOOK = `
+let target;
+export function initialize(data) { target = data.target; }
+export function resolve(specifier, context, next) {
+  return next(specifier === 'tenaz' ? target : specifier, context);
+}`;
+
+let hooksInstalled = false;
+
+async function installHooks(): Promise<void> {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  // Running from .ts sources means bin/tenaz.js (or the tsx command) has registered tsx already.
+  if (!import.meta.url.endsWith('.ts')) {
+    // Both halves, as the tsx command does: a .ts file outside a "type": "module" package loads as CommonJS.
+    const [cjs, esm] = await Promise.all([import('tsx/cjs/api'), import('tsx/esm/api')]);
+    cjs.register();
+    esm.register();
+  }
+  registerHooks(`data:text/javascript,${encodeURIComponent(ALIAS_HOOK)}`, { data: { target: ENTRY_URL } });
+}
+
+/**
+ * Imports `file` (relative to `cwd`) and returns its exports. A missing file
+ * or one that fails to load (syntax error, throwing module code) is a
+ * `CliError` with a one-line message.
+ */
+export async function loadFlowFile(file: string, cwd: string): Promise<Record<string, unknown>> {
+  const path = resolve(cwd, file);
+  if (!existsSync(path)) throw new CliError(`no such file: ${file}`);
+  if (statSync(path).isDirectory()) throw new CliError(`${file} is a directory; give the file that defines the flow`);
+  await installHooks();
+  try {
+    return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new CliError(`cannot load ${file}: ${describeLoadError(error)}`, { cause: error });
+  }
+}
+
+/** One line that says what went wrong: esbuild's `file:line:col: ERROR: ...` line when there is one. */
+function describeLoadError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const lines = error.message.split('\n').map((line) => line.trim());
+  const located = lines.find((line) => line.includes(' ERROR: '));
+  if (located !== undefined) return located;
+  // Node's own SyntaxError keeps the location in the first line of its stack, not in its message.
+  const where = error instanceof SyntaxError ? error.stack?.split('\n')[0] : undefined;
+  const first = lines[0] ?? '';
+  const message = `${error.name}: ${first}`;
+  return where && /:\d+$/.test(where) ? `${message} (${where.replace(/^file:\/\//, '')})` : message;
+}

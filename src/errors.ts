@@ -1,0 +1,146 @@
+/**
+ * Every error tenaz raises has a stable `code`; receivers branch on the code,
+ * never on `instanceof` (which does not survive the wire) or on message text.
+ */
+
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'ILLEGAL_STATE'
+  | 'CLOSED'
+  | 'DRAINING'
+  | 'TIMEOUT'
+  | 'NO_RESPONDERS'
+  | 'CANCELLED'
+  | 'TASK_TIMED_OUT'
+  | 'FLOW_TIMED_OUT'
+  | 'PARAMETER_VALIDATION'
+  | 'TASK_FAILED'
+  | 'FLOW_FAILED'
+  | 'UNSERIALIZABLE_RESULT'
+  | 'RESTART_INTENSITY'
+  | 'CRASHED'
+  | 'REVISION_MISMATCH'
+  | 'USER_ERROR';
+
+export interface TenazErrorOptions {
+  cause?: unknown;
+  /** Whether a retry policy may retry after this error. @default true */
+  retryable?: boolean;
+}
+
+export class TenazError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, options: TenazErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TenazError';
+    this.code = code;
+    this.retryable = options.retryable ?? true;
+  }
+}
+
+function defineError(name: string, code: ErrorCode, retryable: boolean) {
+  return class extends TenazError {
+    constructor(message: string, options: TenazErrorOptions = {}) {
+      super(code, message, { retryable, ...options });
+      this.name = name;
+    }
+  };
+}
+
+/** A bad argument to a tenaz API: thrown at once, never retried. */
+export class InvalidArgumentError extends defineError('InvalidArgumentError', 'INVALID_ARGUMENT', false) {}
+/** An operation called in a state that does not allow it. */
+export class IllegalStateError extends defineError('IllegalStateError', 'ILLEGAL_STATE', false) {}
+/** The orchestrator, bus or worker is closed. */
+export class ClosedError extends defineError('ClosedError', 'CLOSED', false) {}
+/** The orchestrator or worker is draining and takes no new work. */
+export class DrainingError extends defineError('DrainingError', 'DRAINING', false) {}
+/** A bus request or wait that ran out of time. */
+export class TimeoutError extends defineError('TimeoutError', 'TIMEOUT', true) {}
+/** A bus request to a subject nobody listens on. */
+export class NoRespondersError extends defineError('NoRespondersError', 'NO_RESPONDERS', true) {}
+/** The run was cancelled. */
+export class CancelledError extends defineError('CancelledError', 'CANCELLED', false) {}
+/** A task attempt ran past its `timeoutMs`. Retryable, as Prefect treats it. */
+export class TaskTimeoutError extends defineError('TaskTimeoutError', 'TASK_TIMED_OUT', true) {}
+/** A flow attempt ran past its `timeoutMs`. */
+export class FlowTimeoutError extends defineError('FlowTimeoutError', 'FLOW_TIMED_OUT', true) {}
+/** Flow parameters failed their schema; names the field. Never retried. */
+export class ParameterValidationError extends defineError('ParameterValidationError', 'PARAMETER_VALIDATION', false) {}
+/** A task or flow returned a value that cannot be serialised. Never retried. */
+export class UnserializableResultError extends defineError('UnserializableResultError', 'UNSERIALIZABLE_RESULT', false) {}
+/** The supervisor restarted task runs too often within its window and gave up. */
+export class RestartIntensityError extends defineError('RestartIntensityError', 'RESTART_INTENSITY', false) {}
+/** The infrastructure running the run failed (process closed, worker died). */
+export class CrashedError extends defineError('CrashedError', 'CRASHED', true) {}
+/** A conditional store write found another revision than the one expected. */
+export class RevisionMismatchError extends defineError('RevisionMismatchError', 'REVISION_MISMATCH', false) {}
+/**
+ * A value a user body threw that was not an Error (a string, `undefined`, ...),
+ * wrapped so it has a name and a message.
+ */
+export class NonErrorThrownError extends defineError('NonErrorThrownError', 'USER_ERROR', true) {
+  readonly thrown: unknown;
+  constructor(thrown: unknown) {
+    super(`a non-Error value was thrown: ${describeThrown(thrown)}`);
+    this.thrown = thrown;
+  }
+}
+
+/** The error of a failed run as seen by its caller: carries the run's final state. */
+export class RunFailedError extends TenazError {
+  readonly runId: string;
+  readonly stateName: string;
+  readonly errorName: string | undefined;
+  constructor(kind: 'task' | 'flow', runId: string, runName: string, stateName: string, cause: unknown) {
+    const detail = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    super(kind === 'task' ? 'TASK_FAILED' : 'FLOW_FAILED', `${kind === 'task' ? 'Task' : 'Flow'} run '${runName}' finished in state ${stateName}: ${detail}`, {
+      cause,
+      retryable: false,
+    });
+    this.name = 'RunFailedError';
+    this.runId = runId;
+    this.stateName = stateName;
+    this.errorName = cause instanceof Error ? cause.name : undefined;
+  }
+}
+
+function describeThrown(thrown: unknown): string {
+  if (thrown === undefined) return 'undefined';
+  if (typeof thrown === 'string') return JSON.stringify(thrown.length > 200 ? `${thrown.slice(0, 200)}…` : thrown);
+  try {
+    const text = JSON.stringify(thrown);
+    return text === undefined ? String(thrown) : text.slice(0, 200);
+  } catch {
+    return Object.prototype.toString.call(thrown);
+  }
+}
+
+/** Normalises anything thrown into an Error with a name and a message. */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new NonErrorThrownError(thrown);
+}
+
+/** An error as it travels on the wire and in run state. */
+export interface WireError {
+  name: string;
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+export function toWireError(thrown: unknown): WireError {
+  const error = toError(thrown);
+  const code = error instanceof TenazError ? error.code : 'USER_ERROR';
+  const retryable = error instanceof TenazError ? error.retryable : true;
+  return { name: error.name, code, message: error.message, retryable };
+}
+
+/** Rebuilds an Error from its wire form; `name` and `code` survive, the class does not. */
+export function fromWireError(wire: WireError): TenazError {
+  const error = new TenazError(wire.code as ErrorCode, wire.message, { retryable: wire.retryable });
+  error.name = wire.name;
+  return error;
+}

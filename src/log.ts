@@ -1,0 +1,83 @@
+/**
+ * Logging: one root pino logger per process, child loggers per component and
+ * per run. On a terminal, lines look like Prefect's:
+ *
+ *   01:50:04.289 | INFO    | tenaz.engine - Created flow run 'light-potoo' for flow 'get-repo-info'
+ *   01:50:05.130 | INFO    | Flow run 'light-potoo' - Finished in state Completed()
+ *
+ * Elsewhere, or when asked, one JSON object per line.
+ */
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type LogFormat = 'pretty' | 'json' | 'auto';
+
+export interface LoggerOptions {
+  /** `pretty` on a terminal, `json` elsewhere, under `auto`. @default env TENAZ_LOG_FORMAT or 'auto' */
+  format?: LogFormat;
+  /** @default env TENAZ_LOG_LEVEL or 'info' */
+  level?: LevelWithSilent;
+  /** Where lines go. @default stdout */
+  destination?: DestinationStream | NodeJS.WritableStream;
+  /** Force or forbid colours in the pretty format. @default whether the destination is a terminal */
+  colorize?: boolean;
+}
+
+const LEVEL_LABELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARNING',
+  50: 'ERROR',
+  60: 'CRITICAL',
+};
+
+const LEVEL_COLORS: Record<number, string> = { 10: '90', 20: '90', 30: '36', 40: '33', 50: '31', 60: '1;31' };
+
+/** Creates the process's root logger. Library code never calls this; it takes a logger from its options. */
+export function createRootLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
+  const destination = options.destination ?? process.stdout;
+  const requested = options.format ?? (process.env.TENAZ_LOG_FORMAT as LogFormat | undefined) ?? 'auto';
+  const isTty = (destination as { isTTY?: boolean }).isTTY === true;
+  const format = requested === 'auto' ? (isTty ? 'pretty' : 'json') : requested;
+  if (format === 'json') {
+    return pino({ level, base: undefined }, destination as DestinationStream);
+  }
+  const colorize = options.colorize ?? isTty;
+  const stream = pretty({
+    destination: destination as NodeJS.WritableStream,
+    sync: true,
+    colorize: false,
+    hideObject: true,
+    ignore: 'time,level,pid,hostname,component,flowRunId,flowRunName,flowName,taskRunId,taskRunName,taskName,attempt,err',
+    messageFormat: (log, messageKey) => formatPrettyLine(log, messageKey, colorize),
+  });
+  return pino({ level }, stream);
+}
+
+/** One log record as a Prefect-shaped line. Exported for tests. */
+export function formatPrettyLine(log: Record<string, unknown>, messageKey: string, colorize: boolean): string {
+  const time = formatClock(typeof log.time === 'number' ? log.time : Date.now());
+  const levelNumber = typeof log.level === 'number' ? log.level : 30;
+  const label = (LEVEL_LABELS[levelNumber] ?? 'INFO').padEnd(7);
+  const level = colorize ? `\u001b[${LEVEL_COLORS[levelNumber] ?? '0'}m${label}\u001b[0m` : label;
+  let line = `${time} | ${level} | ${describeSource(log)} - ${String(log[messageKey] ?? '')}`;
+  const err = log.err as { type?: string; message?: string; stack?: string } | undefined;
+  if (err && typeof err === 'object' && err.message !== undefined && !line.includes(err.message)) {
+    line += `\n${err.stack ?? `${err.type ?? 'Error'}: ${err.message}`}`;
+  }
+  return line;
+}
+
+function describeSource(log: Record<string, unknown>): string {
+  if (typeof log.taskRunName === 'string') return `Task run '${log.taskRunName}'`;
+  if (typeof log.flowRunName === 'string') return `Flow run '${log.flowRunName}'`;
+  return typeof log.component === 'string' ? log.component : 'tenaz';
+}
+
+function formatClock(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+}

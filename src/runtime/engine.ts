@@ -1,0 +1,41 @@
+/**
+ * What the per-run runtime objects share within one orchestrator: clock,
+ * loggers, bus, store, subjects, the provided machines and the registries the
+ * machines' implementations look runs up in.
+ */
+import type { Actor } from 'xstate';
+import type { Logger } from 'pino';
+import type { flowRunMachine } from '../../actors/flow-run.js';
+import type { supervisorMachine } from '../../actors/supervisor.js';
+import type { taskRunMachine } from '../../actors/task-run.js';
+import type { Bus } from '../bus/bus.js';
+import type { RunEvent } from '../events.js';
+import type { Store } from '../store/store.js';
+import type { createSubjects } from '../subjects.js';
+import type { FlowRunRuntime } from './flow-run.js';
+import type { Orchestrator } from './orchestrator.js';
+import type { TaskRunRuntime } from './task-run.js';
+
+export type Subjects = ReturnType<typeof createSubjects>;
+export type SupervisorActor = Actor<typeof supervisorMachine>;
+
+export interface Engine {
+  readonly orchestrator: Orchestrator;
+  readonly namespace: string;
+  readonly logger: Logger;
+  /** Lines from the engine itself: `tenaz.engine - Created flow run ...`. */
+  readonly engineLogger: Logger;
+  readonly bus: Bus;
+  readonly store: Store;
+  readonly subjects: Subjects;
+  now(): number;
+  random(): number;
+  readonly machines: {
+    readonly task: typeof taskRunMachine;
+    readonly flow: typeof flowRunMachine;
+    readonly supervisor: typeof supervisorMachine;
+  };
+  readonly taskRuns: Map<string, TaskRunRuntime>;
+  readonly flowRuns: Map<string, FlowRunRuntime>;
+  publishEvent(subject: string, event: RunEvent): void;
+}

@@ -1,0 +1,362 @@
+/**
+ * The runtime side of one flow run: it owns the flow-run actor and, once a
+ * task run fails, the flow run's supervisor; runs the flow function for each
+ * attempt; tracks the task runs and subflows it started; publishes each
+ * transition and settles the caller's handle.
+ */
+import { createActor, type Actor, type EventFromLogic } from 'xstate';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { FlowRunContext, flowRunMachine } from '../../actors/flow-run.js';
+import { STATE_TYPE_BY_NAME, formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
+import { findUnserializable } from '../codec.js';
+import {
+  CancelledError,
+  CrashedError,
+  FlowTimeoutError,
+  ParameterValidationError,
+  RestartIntensityError,
+  UnserializableResultError,
+  toError,
+  toWireError,
+} from '../errors.js';
+import type { FlowStateEvent } from '../events.js';
+import { computeRetryDelay } from '../retry.js';
+import { deferBody, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
+import { createDeferred } from './deferred.js';
+import { LazyAbort } from './lazy-abort.js';
+import type { FlowDefinition } from './definitions.js';
+import type { Engine, SupervisorActor } from './engine.js';
+import { generateRunName } from '../names.js';
+
+/** States that carry the failure that led to them. */
+const FAILURE_STATES: ReadonlySet<StateName> = new Set<StateName>(['AwaitingRetry', 'Failed', 'TimedOut', 'Crashed', 'Cancelled']);
+
+/** A run started by a flow run: a task run or a subflow. */
+export interface ChildRun {
+  readonly settled: Promise<RunState>;
+  cancel(reason?: string): void;
+}
+
+export class FlowRunRuntime {
+  readonly id: string;
+  readonly name: string;
+  readonly flowName: string;
+  readonly definition: FlowDefinition;
+  readonly parent: FlowRunRuntime | undefined;
+  readonly logger: Logger;
+  readonly info: FlowRunInfo;
+  state: RunState | undefined;
+
+  readonly #engine: Engine;
+  readonly #args: unknown[];
+  readonly #settled = createDeferred<RunState>();
+  readonly #actor: Actor<typeof flowRunMachine>;
+  readonly #children = new Set<ChildRun>();
+  readonly #taskCounters = new Map<string, number>();
+  #supervisor: SupervisorActor | undefined;
+  #attemptController: LazyAbort | undefined;
+  #seq = 0;
+  #subject: string | undefined;
+  #lastError: Error | undefined;
+  #result: unknown;
+
+  constructor(engine: Engine, definition: FlowDefinition, args: unknown[], parent: FlowRunRuntime | undefined) {
+    this.#engine = engine;
+    this.definition = definition;
+    this.#args = args;
+    this.parent = parent;
+    this.id = crypto.randomUUID();
+    this.flowName = definition.options.name;
+    this.name = this.#makeRunName();
+    this.info = { id: this.id, name: this.name, flowName: this.flowName, parameters: args };
+    this.logger = engine.logger.child({ flowRunId: this.id, flowRunName: this.name, flowName: this.flowName });
+    const { retries, timeoutMs, cancelGraceMs } = definition.options;
+    this.#actor = createActor(engine.machines.flow, {
+      input: { flowRunId: this.id, retries, timeoutMs, cancelGraceMs },
+    });
+  }
+
+  /** Resolves with the terminal state once the run has settled (hooks done). Never rejects. */
+  get settled(): Promise<RunState> {
+    return this.#settled.promise;
+  }
+
+  start(): void {
+    this.#engine.flowRuns.set(this.id, this);
+    this.parent?.addChild(this);
+    const where = this.parent ? this.parent.logger : this.#engine.engineLogger;
+    where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
+    // A subflow starts on the next turn of the event loop: a flow that calls itself
+    // before its first await then recurses through the loop, not the stack, and stays cancellable.
+    if (this.parent) setImmediate(() => this.#actor.start());
+    else this.#actor.start();
+  }
+
+  cancel(reason = 'cancelled'): void {
+    this.#send({ type: 'cancel', reason });
+  }
+
+  /** Forced stop of the process's runs: the run ends `Crashed`. */
+  crash(message: string): void {
+    this.#send({ type: 'crash', error: toWireError(new CrashedError(message)) });
+  }
+
+  async result(): Promise<unknown> {
+    const state = await this.#settled.promise;
+    if (state.type === 'COMPLETED') return this.#result;
+    throw this.#errorFor(state);
+  }
+
+  /** The next index for a task run name within this flow run: `call-api-0`, `call-api-1`, ... */
+  nextTaskIndex(taskName: string): number {
+    const index = this.#taskCounters.get(taskName) ?? 0;
+    this.#taskCounters.set(taskName, index + 1);
+    return index;
+  }
+
+  addChild(child: ChildRun): void {
+    this.#children.add(child);
+  }
+
+  removeChild(child: ChildRun): void {
+    this.#children.delete(child);
+  }
+
+  /** The flow run's supervisor, created on the first task failure: most runs never need one. */
+  supervisor(): SupervisorActor {
+    if (!this.#supervisor) {
+      const { maxRestarts, restartWindowMs } = this.definition.options;
+      this.#supervisor = createActor(this.#engine.machines.supervisor, {
+        input: { id: this.id, maxRestarts, windowMs: restartWindowMs },
+      }).start();
+    }
+    return this.#supervisor;
+  }
+
+  /** Called by the supervisor's `escalate` action. */
+  escalate(reason: string): void {
+    this.#lastError = new RestartIntensityError(`flow run '${this.name}' gave up: ${reason}`);
+    this.#send({ type: 'supervisor.escalated', error: toWireError(this.#lastError) });
+  }
+
+  /** Called by the machine's `cancelChildren` action. */
+  cancelChildren(reason: string): void {
+    this.#attemptController?.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
+    this.#cancelChildRuns(reason);
+  }
+
+  #cancelChildRuns(reason: string): void {
+    for (const child of this.#children) child.cancel(reason);
+  }
+
+  /** The machine's `retryDelay`: the flow's retry policy. */
+  retryDelayMs(context: FlowRunContext): number {
+    const { retryDelayMs, retryJitterFactor } = this.definition.options;
+    return computeRetryDelay(retryDelayMs, context.attempt, retryJitterFactor, this.#engine.random);
+  }
+
+  /** Called by the machine's `startBody` action: one attempt of the flow function, its outcome sent as an event. */
+  startBody(attempt: number): void {
+    const controller = new LazyAbort();
+    this.#attemptController = controller;
+    // After the machine's action returns, never inside it (see TaskRunRuntime.startAttempt).
+    deferBody(() => this.#runAttempt(attempt, controller)).then(
+      (value) => {
+        // A settled attempt has nothing left to abort.
+        if (this.#attemptController === controller) this.#attemptController = undefined;
+        this.#send({ type: 'body.succeeded', attempt, value });
+      },
+      (thrown: unknown) => {
+        if (this.#attemptController === controller) this.#attemptController = undefined;
+        const error = toError(thrown);
+        if (!controller.aborted) this.#lastError = error;
+        const wire = toWireError(error);
+        if (wire.retryable && this.definition.options.retryOn) wire.retryable = this.#retryOn(error);
+        this.#send({ type: 'body.failed', attempt, error: wire });
+      },
+    );
+  }
+
+  /** Called by the machine's `abortBody` action: the attempt is over, for the reason named. */
+  abortBody(reason: string): void {
+    const controller = this.#attemptController;
+    if (!controller || controller.aborted) return;
+    const { timeoutMs } = this.definition.options;
+    controller.abort(
+      reason === 'attempt.timedOut'
+        ? new FlowTimeoutError(`flow run '${this.name}' timed out after ${timeoutMs} ms`)
+        : new CancelledError(`flow run '${this.name}' attempt was given up (${reason})`),
+    );
+  }
+
+  async #runAttempt(attempt: number, controller: LazyAbort): Promise<unknown> {
+    const args = this.#validatedArgs();
+    const context: InternalRunContext = {
+      orchestrator: this.#engine.orchestrator,
+      flowRun: this.info,
+      taskRun: undefined,
+      logger: this.logger,
+      get signal() {
+        return controller.signal;
+      },
+      isAborted: () => controller.aborted,
+      attempt,
+      idempotencyKey: this.id,
+      flowRunRuntime: this,
+      taskRunRuntime: undefined,
+    };
+    let value: unknown;
+    try {
+      value = await runContextStorage.run(context, invokeBody, this.definition.fn, args);
+    } catch (thrown) {
+      // Only the children: the attempt itself is not aborted, its error is the run's error.
+      this.#cancelChildRuns('the flow body failed');
+      throw thrown;
+    } finally {
+      // Task runs the body submitted but never awaited still belong to this attempt.
+      await this.#childrenSettled();
+    }
+    const where = findUnserializable(value);
+    if (where !== null) {
+      throw new UnserializableResultError(`flow '${this.flowName}' returned a value that cannot be serialised: ${where}`);
+    }
+    return value;
+  }
+
+  /** Called by the machine's `publish` action on entry to each published state. */
+  onState(name: StateName, context: FlowRunContext): void {
+    const now = this.#engine.now();
+    const state: RunState = { type: STATE_TYPE_BY_NAME[name], name, timestamp: now, attempt: context.attempt };
+    const failure = context.failure;
+    if (failure && FAILURE_STATES.has(name)) {
+      state.message = failure.error.message;
+      state.errorName = failure.error.name;
+      state.errorCode = failure.error.code;
+    }
+    this.state = state;
+    this.#publish(state);
+    if (name === 'AwaitingRetry') {
+      this.logger.warn(
+        { attempt: context.attempt, err: this.#lastError },
+        `Encountered an exception: ${state.errorName}: ${state.message} - Retry ${context.attempt}/${context.retries} will start soon`,
+      );
+    } else if (isTerminal(name)) {
+      this.#finish(state, context);
+    }
+  }
+
+  /** Events for a run that has already ended (a late body, a late cancel) are dropped quietly. */
+  #send(event: EventFromLogic<typeof flowRunMachine>): void {
+    if (this.#actor.getSnapshot().status !== 'done') this.#actor.send(event);
+  }
+
+  #publish(state: RunState): void {
+    this.#subject ??= this.#engine.subjects.flowEvent(this.flowName, this.id);
+    const event: FlowStateEvent = {
+      v: 1,
+      type: 'flow.state',
+      seq: ++this.#seq,
+      flowName: this.flowName,
+      flowRunId: this.id,
+      flowRunName: this.name,
+      parentFlowRunId: this.parent?.id,
+      state,
+      tags: this.definition.options.tags,
+    };
+    this.#engine.publishEvent(this.#subject, event);
+  }
+
+  #finish(state: RunState, context: FlowRunContext): void {
+    this.#engine.flowRuns.delete(this.id);
+    this.#result = context.result;
+    this.#supervisor?.stop();
+    const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
+    const shown = state.message === undefined ? state : { name: state.name, message: `Flow run encountered an exception: ${state.errorName}: ${state.message}` };
+    const line = `Finished in state ${formatState(shown)}`;
+    if (failed) this.logger.error(line);
+    else this.logger.info(line);
+    void this.#runHooks(state).finally(() => {
+      this.parent?.removeChild(this);
+      this.#settled.resolve(state);
+    });
+  }
+
+  async #runHooks(state: RunState): Promise<void> {
+    const options = this.definition.options;
+    const hooks = state.type === 'COMPLETED' ? options.onCompletion : state.name === 'Cancelled' ? [] : options.onFailure;
+    if (hooks.length === 0) return;
+    const info = {
+      kind: 'flow' as const,
+      runId: this.id,
+      runName: this.name,
+      name: this.flowName,
+      state,
+      result: state.type === 'COMPLETED' ? this.#result : undefined,
+      error: state.type === 'COMPLETED' ? undefined : this.#errorFor(state),
+    };
+    for (const hook of hooks) {
+      try {
+        await hook(info);
+      } catch (err) {
+        this.logger.error({ err }, `A hook of flow run '${this.name}' failed; the run's state is unchanged`);
+      }
+    }
+  }
+
+  async #childrenSettled(): Promise<void> {
+    while (this.#children.size > 0) {
+      await Promise.all(Array.from(this.#children, (child) => child.settled));
+    }
+  }
+
+  #validatedArgs(): unknown[] {
+    const schema = this.definition.options.params;
+    if (!schema) return this.#args;
+    const isTuple = schema instanceof z.ZodTuple;
+    const parsed = schema.safeParse(isTuple ? this.#args : this.#args[0]);
+    if (!parsed.success) {
+      const details = parsed.error.issues
+        .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(parameters)'}: ${issue.message}`)
+        .join('; ');
+      throw new ParameterValidationError(`invalid parameters for flow '${this.flowName}': ${details}`);
+    }
+    return isTuple ? (parsed.data as unknown[]) : [parsed.data];
+  }
+
+  #retryOn(error: Error): boolean {
+    try {
+      return this.definition.options.retryOn?.(error) === true;
+    } catch (err) {
+      this.logger.error({ err }, 'retryOn threw; the error is not retried');
+      return false;
+    }
+  }
+
+  #makeRunName(): string {
+    const template = this.definition.options.runName;
+    try {
+      if (typeof template === 'function') return String(template(...this.#args));
+      if (typeof template === 'string') {
+        const params = (this.#args[0] ?? {}) as Record<string, unknown>;
+        return template.replace(/\{(\w+)\}/g, (_, key: string) => String(params[key] ?? `{${key}}`));
+      }
+    } catch {
+      // A broken run-name function must not stop the run; fall back to a generated name.
+    }
+    return generateRunName();
+  }
+
+  #errorFor(state: RunState): Error {
+    switch (state.name) {
+      case 'TimedOut':
+        return new FlowTimeoutError(`flow run '${this.name}' timed out after ${this.definition.options.timeoutMs} ms`);
+      case 'Cancelled':
+        return new CancelledError(`flow run '${this.name}' was cancelled`);
+      case 'Crashed':
+        return new CrashedError(`flow run '${this.name}' crashed: ${state.message ?? 'unknown cause'}`);
+      default:
+        return this.#lastError ?? new Error(state.message ?? `flow run '${this.name}' failed`);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The machines of one orchestrator, given their I/O with `provide()` once
+ * (never per run: providing builds a new machine). Implementations find their
+ * run by id in the engine's registries.
+ */
+import { flowRunMachine } from '../../actors/flow-run.js';
+import { supervisorMachine } from '../../actors/supervisor.js';
+import { taskRunMachine } from '../../actors/task-run.js';
+import type { Engine } from './engine.js';
+
+type Registries = Pick<Engine, 'taskRuns' | 'flowRuns'>;
+
+/**
+ * Actions that reach other actors do so after the current action returns, so
+ * that no actor runs a transition nested inside another actor's action.
+ */
+const afterAction = queueMicrotask;
+
+export function provideMachines(registries: Registries): Engine['machines'] {
+  const { taskRuns, flowRuns } = registries;
+
+  const task = taskRunMachine.provide({
+    actions: {
+      startAttempt: ({ context }) => taskRuns.get(context.taskRunId)?.startAttempt(context.attempt),
+      abortAttempt: ({ context }, params) => taskRuns.get(context.taskRunId)?.abortAttempt(params.reason),
+      lookupCache: ({ context }) => taskRuns.get(context.taskRunId)?.lookupCache(),
+      publish: ({ context }, params) => taskRuns.get(context.taskRunId)?.onState(params.state, context),
+      reportFailure: ({ context }) => afterAction(() => taskRuns.get(context.taskRunId)?.reportFailure(context)),
+    },
+  });
+
+  const flow = flowRunMachine.provide({
+    actions: {
+      startBody: ({ context }) => flowRuns.get(context.flowRunId)?.startBody(context.attempt),
+      abortBody: ({ context }, params) => flowRuns.get(context.flowRunId)?.abortBody(params.reason),
+      publish: ({ context }, params) => flowRuns.get(context.flowRunId)?.onState(params.state, context),
+      cancelChildren: ({ context }, params) => afterAction(() => flowRuns.get(context.flowRunId)?.cancelChildren(params.reason)),
+    },
+    delays: {
+      retryDelay: ({ context }) => flowRuns.get(context.flowRunId)?.retryDelayMs(context) ?? 0,
+    },
+  });
+
+  const supervisor = supervisorMachine.provide({
+    actions: {
+      restartChild: (_, params) => afterAction(() => taskRuns.get(params.childId)?.restart(params.delayMs)),
+      giveUpChild: (_, params) => afterAction(() => taskRuns.get(params.childId)?.giveUp()),
+      escalate: ({ context }, params) => afterAction(() => flowRuns.get(context.id)?.escalate(params.reason)),
+    },
+  });
+
+  return { task, flow, supervisor };
+}

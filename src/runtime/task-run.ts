@@ -1,0 +1,357 @@
+/**
+ * The runtime side of one task run: it owns the task-run actor, runs the
+ * user's body for each attempt, publishes each transition and settles the
+ * caller's future. The machine decides; this object does the I/O.
+ */
+import { createActor, type Actor, type EventFromLogic } from 'xstate';
+import type { Logger } from 'pino';
+import { STATE_TYPE_BY_NAME, formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
+import type { TaskRunContext, taskRunMachine } from '../../actors/task-run.js';
+import { findUnserializable } from '../codec.js';
+import {
+  CancelledError,
+  CrashedError,
+  TaskTimeoutError,
+  UnserializableResultError,
+  fromWireError,
+  toError,
+  toWireError,
+} from '../errors.js';
+import type { TaskStateEvent } from '../events.js';
+import { computeRetryDelay } from '../retry.js';
+import { CACHE_BUCKET } from '../store/store.js';
+import { deferBody, invokeBody, runContextStorage, type InternalRunContext } from './context.js';
+import { createDeferred } from './deferred.js';
+import { LazyAbort } from './lazy-abort.js';
+import type { TaskDefinition } from './definitions.js';
+import type { Engine, SupervisorActor } from './engine.js';
+import { DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_MS, type RunHook } from '../options.js';
+import type { FlowRunRuntime } from './flow-run.js';
+
+export class TaskRunRuntime {
+  readonly id: string;
+  readonly name: string;
+  readonly definition: TaskDefinition;
+  readonly flowRun: FlowRunRuntime | undefined;
+  readonly idempotencyKey: string;
+  state: RunState | undefined;
+
+  readonly #engine: Engine;
+  readonly #args: unknown[];
+  readonly #settled = createDeferred<RunState>();
+  readonly #actor: Actor<typeof taskRunMachine>;
+  #seq = 0;
+  #subject: string | undefined;
+  #cacheKey: string | undefined;
+  #lastError: Error | undefined;
+  #result: unknown;
+  #ownSupervisor: SupervisorActor | undefined;
+  #attemptController: LazyAbort | undefined;
+  #logger: Logger | undefined;
+
+  constructor(engine: Engine, definition: TaskDefinition, args: unknown[], flowRun: FlowRunRuntime | undefined) {
+    this.#engine = engine;
+    this.definition = definition;
+    this.#args = args;
+    this.flowRun = flowRun;
+    this.id = crypto.randomUUID();
+    const taskName = definition.options.name;
+    const index = flowRun ? flowRun.nextTaskIndex(taskName) : 0;
+    this.name = `${taskName}-${index}`;
+    this.idempotencyKey = flowRun ? `${flowRun.id}:${taskName}:${index}` : this.id;
+    this.#cacheKey = this.#computeCacheKey();
+    this.#actor = createActor(engine.machines.task, {
+      input: {
+        taskRunId: this.id,
+        timeoutMs: definition.options.timeoutMs,
+        hasCacheKey: this.#cacheKey !== undefined,
+      },
+    });
+  }
+
+  /** The run-scoped logger, made on first use: most task runs log one line or none. */
+  get logger(): Logger {
+    this.#logger ??= (this.flowRun?.logger ?? this.#engine.logger).child({
+      taskRunId: this.id,
+      taskRunName: this.name,
+      taskName: this.definition.options.name,
+    });
+    return this.#logger;
+  }
+
+  /** Resolves with the terminal state once the run has settled (hooks done). Never rejects. */
+  get settled(): Promise<RunState> {
+    return this.#settled.promise;
+  }
+
+  start(): void {
+    this.#engine.taskRuns.set(this.id, this);
+    const logger = this.flowRun?.logger ?? this.#engine.engineLogger;
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug({ taskRunId: this.id }, `Created task run '${this.name}' for task '${this.definition.options.name}'`);
+    }
+    this.#actor.start();
+  }
+
+  cancel(reason = 'cancelled'): void {
+    this.#send({ type: 'cancel', reason });
+  }
+
+  /** The supervisor's decision: another attempt after `delayMs`. */
+  restart(delayMs: number): void {
+    this.#send({ type: 'supervisor.restart', delayMs });
+  }
+
+  /** The supervisor's decision: the run has failed for good. */
+  giveUp(): void {
+    this.#send({ type: 'supervisor.giveUp' });
+  }
+
+  /** The result, or the error the run ended with. */
+  result(): Promise<unknown> {
+    return this.#settled.promise.then((state) => {
+      if (state.type === 'COMPLETED') return this.#result;
+      throw this.#errorFor(state);
+    });
+  }
+
+  /** Called by the machine's `startAttempt` action: runs the body, reports its outcome as an event. */
+  startAttempt(attempt: number): void {
+    const controller = new LazyAbort();
+    this.#attemptController = controller;
+    const run = this;
+    const context: InternalRunContext = {
+      orchestrator: this.#engine.orchestrator,
+      flowRun: this.flowRun?.info,
+      taskRun: { id: this.id, name: this.name, taskName: this.definition.options.name },
+      get logger() {
+        return run.logger;
+      },
+      get signal() {
+        return controller.signal;
+      },
+      isAborted: () => controller.aborted,
+      attempt,
+      idempotencyKey: this.idempotencyKey,
+      flowRunRuntime: this.flowRun,
+      taskRunRuntime: this,
+    };
+    // The body runs after the machine's action returns, never inside it: a body that
+    // starts other runs synchronously must not nest their actors in this one's action.
+    deferBody(() => runContextStorage.run(context, invokeBody, this.definition.fn, this.#args)).then(
+      (value) => {
+        if (controller.aborted) return;
+        this.#attemptController = undefined;
+        const where = findUnserializable(value);
+        if (where === null) return this.#send({ type: 'attempt.succeeded', attempt, value });
+        const error = new UnserializableResultError(`task '${this.definition.options.name}' returned a value that cannot be serialised: ${where}`);
+        this.#attemptFailed(attempt, controller, error);
+      },
+      (thrown: unknown) => this.#attemptFailed(attempt, controller, toError(thrown)),
+    );
+  }
+
+  /** Called by the machine's `abortAttempt` action: the attempt is given up, for the reason named. */
+  abortAttempt(reason: string): void {
+    const controller = this.#attemptController;
+    if (!controller || controller.aborted) return;
+    const options = this.definition.options;
+    controller.abort(
+      reason === 'attempt.timedOut'
+        ? new TaskTimeoutError(`task run '${this.name}' timed out after ${options.timeoutMs} ms`)
+        : new CancelledError(`task run '${this.name}' was ${reason === 'cancel' ? 'cancelled' : 'given up'}`),
+    );
+  }
+
+  /** Called by the machine's `lookupCache` action. */
+  lookupCache(): void {
+    this.#engine.store.get(CACHE_BUCKET, this.#cacheKey as string).then(
+      (entry) => this.#send(entry ? { type: 'cache.hit', value: entry.value } : { type: 'cache.miss' }),
+      (err: unknown) => {
+        // A broken cache must not fail the task: run it instead.
+        this.logger.warn({ err }, 'could not read the cache; running the task');
+        this.#send({ type: 'cache.miss' });
+      },
+    );
+  }
+
+  #attemptFailed(attempt: number, controller: LazyAbort, error: Error): void {
+    // A late failure of an abandoned attempt must not overwrite the current one's.
+    if (controller.aborted) return;
+    // A settled attempt has nothing left to abort.
+    if (this.#attemptController === controller) this.#attemptController = undefined;
+    this.#lastError = error;
+    this.#send({ type: 'attempt.failed', attempt, error: toWireError(error) });
+  }
+
+  /** Called by the machine's `reportFailure` action: tell the supervisor. */
+  reportFailure(context: TaskRunContext): void {
+    const failure = context.failure;
+    if (!failure) return;
+    const options = this.definition.options;
+    if (failure.kind === 'timeout') {
+      this.#lastError = new TaskTimeoutError(`task run '${this.name}' timed out after ${options.timeoutMs} ms`);
+    }
+    let retryable = failure.error.retryable;
+    if (retryable && failure.kind !== 'crash' && options.retryOn) {
+      const error = this.#lastError ?? fromWireError(failure.error);
+      try {
+        retryable = options.retryOn(error) === true;
+      } catch (hookError) {
+        this.logger.error({ err: hookError }, 'retryOn threw; the error is not retried');
+        retryable = false;
+      }
+    }
+    const delayMs =
+      failure.kind === 'crash'
+        ? 0
+        : computeRetryDelay(options.retryDelayMs, context.failures, options.retryJitterFactor, this.#engine.random);
+    this.#supervisor().send({
+      type: 'child.failed',
+      childId: this.id,
+      kind: failure.kind,
+      error: failure.error,
+      retryable,
+      failures: context.failures,
+      crashes: context.crashes,
+      retries: options.retries,
+      crashRestarts: options.crashRestarts,
+      delayMs,
+      at: this.#engine.now(),
+    });
+  }
+
+  /** Called by the machine's `publish` action on entry to each published state. */
+  onState(name: StateName, context: TaskRunContext): void {
+    const now = this.#engine.now();
+    const state: RunState = { type: STATE_TYPE_BY_NAME[name], name, timestamp: now, attempt: context.attempt };
+    const failure = context.failure;
+    if (failure && (name === 'AwaitingRetry' || name === 'Failed' || name === 'TimedOut' || name === 'Crashed')) {
+      state.message = failure.error.message;
+      state.errorName = failure.error.name;
+      state.errorCode = failure.error.code;
+    }
+    if (name === 'AwaitingRetry') state.scheduledAt = now + context.retryDelayMs;
+    this.state = state;
+    this.#publish(state);
+    if (name === 'AwaitingRetry') {
+      this.logger.warn(
+        // A timeout is tenaz's own verdict: its stack would show only tenaz's frames.
+        { attempt: context.attempt, err: context.failure?.kind === 'error' ? this.#lastError : undefined },
+        `Encountered an exception: ${state.errorName}: ${state.message} - Retry ${context.failures}/${this.definition.options.retries} will start ${context.retryDelayMs} ms from now`,
+      );
+    } else if (isTerminal(name)) {
+      this.#finish(state, context);
+    }
+  }
+
+  /** Events for a run that has already ended (a late body, a late cancel) are dropped quietly. */
+  #send(event: EventFromLogic<typeof taskRunMachine>): void {
+    if (this.#actor.getSnapshot().status !== 'done') this.#actor.send(event);
+  }
+
+  #publish(state: RunState): void {
+    const flowRun = this.flowRun;
+    const taskName = this.definition.options.name;
+    this.#subject ??= this.#engine.subjects.taskEvent(flowRun?.flowName, flowRun?.id, taskName, this.id);
+    const event: TaskStateEvent = {
+      v: 1,
+      type: 'task.state',
+      seq: ++this.#seq,
+      flowName: flowRun?.flowName,
+      flowRunId: flowRun?.id,
+      taskName,
+      taskRunId: this.id,
+      taskRunName: this.name,
+      state,
+      tags: this.definition.options.tags,
+    };
+    this.#engine.publishEvent(this.#subject, event);
+  }
+
+  #finish(state: RunState, context: TaskRunContext): void {
+    this.#engine.taskRuns.delete(this.id);
+    this.#ownSupervisor?.stop();
+    this.#result = context.result;
+    const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
+    const line = `Finished in state ${formatState(state.message === undefined ? state : { name: state.name, message: `Task run encountered an exception: ${state.errorName}: ${state.message}` })}`;
+    // Most task runs log only this line: bindings per call are cheaper than a child logger.
+    const logger = this.#logger ?? this.flowRun?.logger ?? this.#engine.logger;
+    const fields = this.#logger ? {} : { taskRunId: this.id, taskRunName: this.name, taskName: this.definition.options.name };
+    if (failed) logger.error(fields, line);
+    else logger.info(fields, line);
+    const options = this.definition.options;
+    const hooks = state.type === 'COMPLETED' ? options.onCompletion : state.name === 'Cancelled' ? [] : options.onFailure;
+    const settle = () => {
+      this.flowRun?.removeChild(this);
+      this.#settled.resolve(state);
+    };
+    // Most runs have neither cache nor hooks: settle them without another turn of promises.
+    if (hooks.length === 0 && this.#cacheKey === undefined) settle();
+    else void this.#afterFinish(state, hooks).finally(settle);
+  }
+
+  async #afterFinish(state: RunState, hooks: RunHook[]): Promise<void> {
+    const options = this.definition.options;
+    if (state.name === 'Completed' && this.#cacheKey !== undefined) {
+      try {
+        await this.#engine.store.put(CACHE_BUCKET, this.#cacheKey, this.#result, { ttlMs: options.cacheExpirationMs });
+      } catch (err) {
+        this.logger.warn({ err }, 'could not write the result to the cache');
+      }
+    }
+    if (hooks.length === 0) return;
+    const info = {
+      kind: 'task' as const,
+      runId: this.id,
+      runName: this.name,
+      name: options.name,
+      state,
+      result: state.type === 'COMPLETED' ? this.#result : undefined,
+      error: state.type === 'COMPLETED' ? undefined : this.#errorFor(state),
+    };
+    for (const hook of hooks) {
+      try {
+        await hook(info);
+      } catch (err) {
+        this.logger.error({ err }, `A hook of task run '${this.name}' failed; the run's state is unchanged`);
+      }
+    }
+  }
+
+  /** A task run called outside any flow gets a supervisor of its own, on its first failure. */
+  #supervisor(): SupervisorActor {
+    if (this.flowRun) return this.flowRun.supervisor();
+    this.#ownSupervisor ??= createActor(this.#engine.machines.supervisor, {
+      input: { id: this.id, maxRestarts: DEFAULT_MAX_RESTARTS, windowMs: DEFAULT_RESTART_WINDOW_MS },
+    }).start();
+    return this.#ownSupervisor;
+  }
+
+  #computeCacheKey(): string | undefined {
+    const { cacheKey, name } = this.definition.options;
+    if (!cacheKey) return undefined;
+    try {
+      const key = cacheKey(...this.#args);
+      return typeof key === 'string' && key !== '' ? `${name}:${key}` : undefined;
+    } catch (err) {
+      this.logger.warn({ err }, 'cacheKey threw; the task runs without cache');
+      return undefined;
+    }
+  }
+
+  #errorFor(state: RunState): Error {
+    switch (state.name) {
+      case 'TimedOut':
+        return this.#lastError instanceof TaskTimeoutError
+          ? this.#lastError
+          : new TaskTimeoutError(`task run '${this.name}' timed out`);
+      case 'Cancelled':
+        return new CancelledError(`task run '${this.name}' was cancelled`);
+      case 'Crashed':
+        return new CrashedError(`task run '${this.name}' crashed: ${state.message ?? 'unknown cause'}`);
+      default:
+        return this.#lastError ?? new Error(state.message ?? `task run '${this.name}' failed`);
+    }
+  }
+}

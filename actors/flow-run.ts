@@ -16,7 +16,7 @@
  * `Cancelled` once the body has seen its signal and settled, or once the grace
  * period is over.
  */
-import { assign, cancel, enqueueActions, setup } from 'xstate';
+import { assign, enqueueActions, setup } from 'xstate';
 import type { FailureKind, StateError, StateName } from './state.js';
 
 export interface FlowRunInput {
@@ -137,7 +137,12 @@ export const flowRunMachine = setup({
         }),
       ],
       // The reason is what ended the attempt (`attempt.timedOut`, `crash`, ...): the runtime picks the abort error by it.
-      exit: [cancel(ATTEMPT_TIMER_ID), { type: 'abortBody', params: ({ event }) => ({ reason: event.type }) }],
+      exit: [
+        enqueueActions(({ context, enqueue }) => {
+          if (context.timeoutMs !== undefined) enqueue.cancel(ATTEMPT_TIMER_ID);
+        }),
+        { type: 'abortBody', params: ({ event }) => ({ reason: event.type }) },
+      ],
       initial: 'Running',
       states: {
         Running: {

@@ -16,7 +16,7 @@
  * Retry decisions are not made here: a failed attempt waits in `Supervised`
  * for its supervisor, one-for-one, as in Erlang/OTP.
  */
-import { assign, cancel, enqueueActions, setup } from 'xstate';
+import { assign, enqueueActions, setup } from 'xstate';
 import type { FailureKind, StateError, StateName } from './state.js';
 
 export interface TaskRunInput {
@@ -76,6 +76,13 @@ export const TASK_TIMEOUT_ERROR: StateError = {
   code: 'TASK_TIMED_OUT',
   message: 'task run timed out',
   retryable: true,
+};
+
+export const TASK_CANCELLED_ERROR: StateError = {
+  name: 'CancelledError',
+  code: 'CANCELLED',
+  message: 'task run was cancelled',
+  retryable: false,
 };
 
 const ATTEMPT_TIMER_ID = 'attemptTimeout';
@@ -140,7 +147,10 @@ export const taskRunMachine = setup({
         }),
       ],
       exit: [
-        cancel(ATTEMPT_TIMER_ID),
+        // Only a timed attempt has a timer to cancel.
+        enqueueActions(({ context, enqueue }) => {
+          if (context.timeoutMs !== undefined) enqueue.cancel(ATTEMPT_TIMER_ID);
+        }),
         // Giving up an attempt that already settled is harmless: the runtime ignores it.
         // The reason is what ended the attempt (`attempt.timedOut`, `cancel`, ...).
         { type: 'abortAttempt', params: ({ event }) => ({ reason: event.type }) },
@@ -202,7 +212,10 @@ export const taskRunMachine = setup({
     Failed: { type: 'final', entry: { type: 'publish', params: { state: 'Failed' } } },
     TimedOut: { type: 'final', entry: { type: 'publish', params: { state: 'TimedOut' } } },
     Crashed: { type: 'final', entry: { type: 'publish', params: { state: 'Crashed' } } },
-    Cancelled: { type: 'final', entry: { type: 'publish', params: { state: 'Cancelled' } } },
+    Cancelled: {
+      type: 'final',
+      entry: [assign({ failure: { kind: 'error', error: TASK_CANCELLED_ERROR } }), { type: 'publish', params: { state: 'Cancelled' } }],
+    },
   },
   output: ({ context }) => ({ result: context.result, failure: context.failure }),
 });

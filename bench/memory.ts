@@ -27,7 +27,7 @@ const holder = flow({ name: 'holder' }, async (n: number) => {
 const gc = (globalThis as { gc?: () => void }).gc;
 gc?.();
 const before = process.memoryUsage();
-const orchestrator = createOrchestrator({ logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })) });
+const orchestrator = createOrchestrator({ logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })) });
 const run = orchestrator.start(holder, TASKS);
 await everyoneRunning;
 gc?.();

@@ -16,7 +16,7 @@ const rounds = Number(argValue('--rounds') ?? 3);
 const only = argValue('--only');
 
 // Logging at info level to /dev/null: every log record is formatted and written, as in production.
-const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }));
+const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }));
 const orchestrator = createOrchestrator({ logger });
 const systems: Record<string, Record<string, Workload>> = {
   tenaz: tenazWorkloads(orchestrator),

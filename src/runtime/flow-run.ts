@@ -8,7 +8,8 @@ import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { FlowRunContext, flowRunMachine } from '../../actors/flow-run.js';
-import { STATE_TYPE_BY_NAME, formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
+import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
+import { hooksFor, makeRunState, runHooks } from './run-common.js';
 import { findUnserializable } from '../codec.js';
 import {
   CancelledError,
@@ -28,9 +29,6 @@ import { LazyAbort } from './lazy-abort.js';
 import type { FlowDefinition } from './definitions.js';
 import type { Engine, SupervisorActor } from './engine.js';
 import { generateRunName } from '../names.js';
-
-/** States that carry the failure that led to them. */
-const FAILURE_STATES: ReadonlySet<StateName> = new Set<StateName>(['AwaitingRetry', 'Failed', 'TimedOut', 'Crashed', 'Cancelled']);
 
 /** A run started by a flow run: a task run or a subflow. */
 export interface ChildRun {
@@ -227,13 +225,7 @@ export class FlowRunRuntime {
   /** Called by the machine's `publish` action on entry to each published state. */
   onState(name: StateName, context: FlowRunContext): void {
     const now = this.#engine.now();
-    const state: RunState = { type: STATE_TYPE_BY_NAME[name], name, timestamp: now, attempt: context.attempt };
-    const failure = context.failure;
-    if (failure && FAILURE_STATES.has(name)) {
-      state.message = failure.error.message;
-      state.errorName = failure.error.name;
-      state.errorCode = failure.error.code;
-    }
+    const state = makeRunState(name, now, context.attempt, context.failure?.error);
     this.state = state;
     this.#publish(state);
     if (name === 'AwaitingRetry') {
@@ -283,25 +275,14 @@ export class FlowRunRuntime {
   }
 
   async #runHooks(state: RunState): Promise<void> {
-    const options = this.definition.options;
-    const hooks = state.type === 'COMPLETED' ? options.onCompletion : state.name === 'Cancelled' ? [] : options.onFailure;
+    const hooks = hooksFor(this.definition.options, state);
     if (hooks.length === 0) return;
-    const info = {
-      kind: 'flow' as const,
-      runId: this.id,
-      runName: this.name,
-      name: this.flowName,
-      state,
-      result: state.type === 'COMPLETED' ? this.#result : undefined,
-      error: state.type === 'COMPLETED' ? undefined : this.#errorFor(state),
-    };
-    for (const hook of hooks) {
-      try {
-        await hook(info);
-      } catch (err) {
-        this.logger.error({ err }, `A hook of flow run '${this.name}' failed; the run's state is unchanged`);
-      }
-    }
+    const completed = state.type === 'COMPLETED';
+    await runHooks(
+      hooks,
+      { kind: 'flow', runId: this.id, runName: this.name, name: this.flowName, state, result: completed ? this.#result : undefined, error: completed ? undefined : this.#errorFor(state) },
+      this.logger,
+    );
   }
 
   async #childrenSettled(): Promise<void> {

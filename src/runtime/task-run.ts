@@ -5,7 +5,8 @@
  */
 import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
-import { STATE_TYPE_BY_NAME, formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
+import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
+import { hooksFor, makeRunState, runHooks } from './run-common.js';
 import type { TaskRunContext, taskRunMachine } from '../../actors/task-run.js';
 import { findUnserializable } from '../codec.js';
 import {
@@ -20,20 +21,20 @@ import {
 import type { TaskStateEvent } from '../events.js';
 import { computeRetryDelay } from '../retry.js';
 import { CACHE_BUCKET } from '../store/store.js';
-import { deferBody, invokeBody, runContextStorage, type InternalRunContext } from './context.js';
+import { deferBody, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext, type TaskRunInfo } from './context.js';
 import { createDeferred } from './deferred.js';
 import { LazyAbort } from './lazy-abort.js';
 import type { TaskDefinition } from './definitions.js';
 import type { Engine, SupervisorActor } from './engine.js';
 import { DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_MS, type RunHook } from '../options.js';
 import type { FlowRunRuntime } from './flow-run.js';
+import type { Orchestrator } from './orchestrator.js';
 
 export class TaskRunRuntime {
   readonly id: string;
   readonly name: string;
   readonly definition: TaskDefinition;
   readonly flowRun: FlowRunRuntime | undefined;
-  readonly idempotencyKey: string;
   state: RunState | undefined;
 
   readonly #engine: Engine;
@@ -48,6 +49,7 @@ export class TaskRunRuntime {
   #ownSupervisor: SupervisorActor | undefined;
   #attemptController: LazyAbort | undefined;
   #logger: Logger | undefined;
+  readonly #index: number;
 
   constructor(engine: Engine, definition: TaskDefinition, args: unknown[], flowRun: FlowRunRuntime | undefined) {
     this.#engine = engine;
@@ -58,7 +60,7 @@ export class TaskRunRuntime {
     const taskName = definition.options.name;
     const index = flowRun ? flowRun.nextTaskIndex(taskName) : 0;
     this.name = `${taskName}-${index}`;
-    this.idempotencyKey = flowRun ? `${flowRun.id}:${taskName}:${index}` : this.id;
+    this.#index = index;
     this.#cacheKey = this.#computeCacheKey();
     this.#actor = createActor(engine.machines.task, {
       input: {
@@ -67,6 +69,15 @@ export class TaskRunRuntime {
         hasCacheKey: this.#cacheKey !== undefined,
       },
     });
+  }
+
+  /** Stable across attempts: the flow run, the task and the call's position in the flow run. */
+  get idempotencyKey(): string {
+    return this.flowRun ? `${this.flowRun.id}:${this.definition.options.name}:${this.#index}` : this.id;
+  }
+
+  get orchestrator(): Orchestrator {
+    return this.#engine.orchestrator;
   }
 
   /** The run-scoped logger, made on first use: most task runs log one line or none. */
@@ -119,23 +130,7 @@ export class TaskRunRuntime {
   startAttempt(attempt: number): void {
     const controller = new LazyAbort();
     this.#attemptController = controller;
-    const run = this;
-    const context: InternalRunContext = {
-      orchestrator: this.#engine.orchestrator,
-      flowRun: this.flowRun?.info,
-      taskRun: { id: this.id, name: this.name, taskName: this.definition.options.name },
-      get logger() {
-        return run.logger;
-      },
-      get signal() {
-        return controller.signal;
-      },
-      isAborted: () => controller.aborted,
-      attempt,
-      idempotencyKey: this.idempotencyKey,
-      flowRunRuntime: this.flowRun,
-      taskRunRuntime: this,
-    };
+    const context = new TaskAttemptContext(this, attempt, controller);
     // The body runs after the machine's action returns, never inside it: a body that
     // starts other runs synchronously must not nest their actors in this one's action.
     deferBody(() => runContextStorage.run(context, invokeBody, this.definition.fn, this.#args)).then(
@@ -224,13 +219,7 @@ export class TaskRunRuntime {
   /** Called by the machine's `publish` action on entry to each published state. */
   onState(name: StateName, context: TaskRunContext): void {
     const now = this.#engine.now();
-    const state: RunState = { type: STATE_TYPE_BY_NAME[name], name, timestamp: now, attempt: context.attempt };
-    const failure = context.failure;
-    if (failure && (name === 'AwaitingRetry' || name === 'Failed' || name === 'TimedOut' || name === 'Crashed')) {
-      state.message = failure.error.message;
-      state.errorName = failure.error.name;
-      state.errorCode = failure.error.code;
-    }
+    const state = makeRunState(name, now, context.attempt, context.failure?.error);
     if (name === 'AwaitingRetry') state.scheduledAt = now + context.retryDelayMs;
     this.state = state;
     this.#publish(state);
@@ -281,7 +270,7 @@ export class TaskRunRuntime {
     if (failed) logger.error(fields, line);
     else logger.info(fields, line);
     const options = this.definition.options;
-    const hooks = state.type === 'COMPLETED' ? options.onCompletion : state.name === 'Cancelled' ? [] : options.onFailure;
+    const hooks = hooksFor(options, state);
     const settle = () => {
       this.flowRun?.removeChild(this);
       this.#settled.resolve(state);
@@ -301,22 +290,12 @@ export class TaskRunRuntime {
       }
     }
     if (hooks.length === 0) return;
-    const info = {
-      kind: 'task' as const,
-      runId: this.id,
-      runName: this.name,
-      name: options.name,
-      state,
-      result: state.type === 'COMPLETED' ? this.#result : undefined,
-      error: state.type === 'COMPLETED' ? undefined : this.#errorFor(state),
-    };
-    for (const hook of hooks) {
-      try {
-        await hook(info);
-      } catch (err) {
-        this.logger.error({ err }, `A hook of task run '${this.name}' failed; the run's state is unchanged`);
-      }
-    }
+    const completed = state.type === 'COMPLETED';
+    await runHooks(
+      hooks,
+      { kind: 'task', runId: this.id, runName: this.name, name: options.name, state, result: completed ? this.#result : undefined, error: completed ? undefined : this.#errorFor(state) },
+      this.logger,
+    );
   }
 
   /** A task run called outside any flow gets a supervisor of its own, on its first failure. */
@@ -353,5 +332,43 @@ export class TaskRunRuntime {
       default:
         return this.#lastError ?? new Error(state.message ?? `task run '${this.name}' failed`);
     }
+  }
+}
+
+/**
+ * What a task body sees through `getRunContext()`. A class, so that the
+ * accessors are shared and each attempt costs one small object.
+ */
+class TaskAttemptContext implements InternalRunContext {
+  constructor(
+    readonly taskRunRuntime: TaskRunRuntime,
+    readonly attempt: number,
+    readonly abort: LazyAbort,
+  ) {}
+
+  get orchestrator(): Orchestrator {
+    return this.taskRunRuntime.orchestrator;
+  }
+  get flowRun(): FlowRunInfo | undefined {
+    return this.taskRunRuntime.flowRun?.info;
+  }
+  get taskRun(): TaskRunInfo {
+    const run = this.taskRunRuntime;
+    return { id: run.id, name: run.name, taskName: run.definition.options.name };
+  }
+  get logger(): Logger {
+    return this.taskRunRuntime.logger;
+  }
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+  get idempotencyKey(): string {
+    return this.taskRunRuntime.idempotencyKey;
+  }
+  get flowRunRuntime(): FlowRunRuntime | undefined {
+    return this.taskRunRuntime.flowRun;
+  }
+  isAborted(): boolean {
+    return this.abort.aborted;
   }
 }

@@ -1,0 +1,35 @@
+/** What flow runs and task runs do alike when they change state and when they end. */
+import type { Logger } from 'pino';
+import { STATE_TYPE_BY_NAME, type RunState, type StateError, type StateName } from '../../actors/state.js';
+import type { HookInfo, ResolvedPolicy, RunHook } from '../options.js';
+
+/** States that carry the failure that led to them. */
+const FAILURE_STATES: ReadonlySet<StateName> = new Set<StateName>(['AwaitingRetry', 'Failed', 'TimedOut', 'Crashed', 'Cancelled']);
+
+/** The state a run publishes on entering `name`. */
+export function makeRunState(name: StateName, timestamp: number, attempt: number, failure: StateError | undefined): RunState {
+  const state: RunState = { type: STATE_TYPE_BY_NAME[name], name, timestamp, attempt };
+  if (failure && FAILURE_STATES.has(name)) {
+    state.message = failure.message;
+    state.errorName = failure.name;
+    state.errorCode = failure.code;
+  }
+  return state;
+}
+
+/** The hooks a terminal state calls: completion hooks, failure hooks, or none for a cancelled run. */
+export function hooksFor(policy: ResolvedPolicy, state: RunState): RunHook[] {
+  if (state.type === 'COMPLETED') return policy.onCompletion;
+  return state.name === 'Cancelled' ? [] : policy.onFailure;
+}
+
+/** Calls each hook in turn; a hook that throws is logged and changes nothing. */
+export async function runHooks(hooks: RunHook[], info: HookInfo, logger: Logger): Promise<void> {
+  for (const hook of hooks) {
+    try {
+      await hook(info);
+    } catch (err) {
+      logger.error({ err }, `A hook of ${info.kind} run '${info.runName}' failed; the run's state is unchanged`);
+    }
+  }
+}

@@ -88,24 +88,6 @@ export class NonErrorThrownError extends defineError('NonErrorThrownError', 'USE
   }
 }
 
-/** The error of a failed run as seen by its caller: carries the run's final state. */
-export class RunFailedError extends TenazError {
-  readonly runId: string;
-  readonly stateName: string;
-  readonly errorName: string | undefined;
-  constructor(kind: 'task' | 'flow', runId: string, runName: string, stateName: string, cause: unknown) {
-    const detail = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
-    super(kind === 'task' ? 'TASK_FAILED' : 'FLOW_FAILED', `${kind === 'task' ? 'Task' : 'Flow'} run '${runName}' finished in state ${stateName}: ${detail}`, {
-      cause,
-      retryable: false,
-    });
-    this.name = 'RunFailedError';
-    this.runId = runId;
-    this.stateName = stateName;
-    this.errorName = cause instanceof Error ? cause.name : undefined;
-  }
-}
-
 function describeThrown(thrown: unknown): string {
   if (thrown === undefined) return 'undefined';
   if (typeof thrown === 'string') return JSON.stringify(thrown.length > 200 ? `${thrown.slice(0, 200)}…` : thrown);

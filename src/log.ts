@@ -64,7 +64,8 @@ export function formatPrettyLine(log: Record<string, unknown>, messageKey: strin
   const level = colorize ? `\u001b[${LEVEL_COLORS[levelNumber] ?? '0'}m${label}\u001b[0m` : label;
   let line = `${time} | ${level} | ${describeSource(log)} - ${String(log[messageKey] ?? '')}`;
   const err = log.err as { type?: string; message?: string; stack?: string } | undefined;
-  if (err && typeof err === 'object' && err.message !== undefined && !line.includes(err.message)) {
+  // Failures show their stack, as Prefect prints a traceback; other records only add what the line lacks.
+  if (err && typeof err === 'object' && err.message !== undefined && (levelNumber >= 50 || !line.includes(err.message))) {
     line += `\n${err.stack ?? `${err.type ?? 'Error'}: ${err.message}`}`;
   }
   return line;

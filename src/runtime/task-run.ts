@@ -224,11 +224,16 @@ export class TaskRunRuntime {
     this.state = state;
     this.#publish(state);
     if (name === 'AwaitingRetry') {
-      this.logger.warn(
-        // A timeout is tenaz's own verdict: its stack would show only tenaz's frames.
-        { attempt: context.attempt, err: context.failure?.kind === 'error' ? this.#lastError : undefined },
+      // The stack goes with the final failure, and with retries only at debug level:
+      // serialising a stack on every retried attempt is a large share of a retry's cost.
+      const logger = this.logger;
+      logger.warn(
+        { attempt: context.attempt },
         `Encountered an exception: ${state.errorName}: ${state.message} - Retry ${context.failures}/${this.definition.options.retries} will start ${context.retryDelayMs} ms from now`,
       );
+      if (context.failure?.kind === 'error' && logger.isLevelEnabled('debug')) {
+        logger.debug({ attempt: context.attempt, err: this.#lastError }, 'The exception of the failed attempt');
+      }
     } else if (isTerminal(name)) {
       this.#finish(state, context);
     }
@@ -267,7 +272,7 @@ export class TaskRunRuntime {
     // Most task runs log only this line: bindings per call are cheaper than a child logger.
     const logger = this.#logger ?? this.flowRun?.logger ?? this.#engine.logger;
     const fields = this.#logger ? {} : { taskRunId: this.id, taskRunName: this.name, taskName: this.definition.options.name };
-    if (failed) logger.error(fields, line);
+    if (failed) logger.error(state.name === 'Failed' ? { ...fields, err: this.#lastError } : fields, line);
     else logger.info(fields, line);
     const options = this.definition.options;
     const hooks = hooksFor(options, state);

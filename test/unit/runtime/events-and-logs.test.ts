@@ -137,7 +137,7 @@ describe('log records', () => {
     ]);
   });
 
-  it("a failed task's final record is at level error and names the Failed state", async () => {
+  it("a failed task's final record is at level error, names the Failed state and carries the error", async () => {
     const broken = task({ name: 'broken' }, async () => {
       throw new Error('boom');
     });
@@ -155,6 +155,7 @@ describe('log records', () => {
       taskRunId: expect.any(String),
       taskRunName: 'broken-0',
       taskName: 'broken',
+      err: expect.objectContaining({ type: 'Error', message: 'boom', stack: expect.stringContaining('boom') }),
       msg: expect.stringContaining('Failed('),
     });
     expect(last.msg).toContain('boom');

@@ -44,11 +44,26 @@ export function validateRetryDelay(field: string, delay: RetryDelay): void {
 /**
  * The delay after a failed `attempt`. `jitterFactor` j spreads the delay
  * uniformly over [d * (1 - j), d * (1 + j)], as Prefect's `retry_jitter_factor`.
+ * A delay function that throws counts as 0 ms and is reported to `onError`.
  */
-export function computeRetryDelay(delay: RetryDelay, attempt: number, jitterFactor: number, random: () => number): number {
+export function computeRetryDelay(
+  delay: RetryDelay,
+  attempt: number,
+  jitterFactor: number,
+  random: () => number,
+  onError: (error: unknown) => void = () => {},
+): number {
   let ms: number;
   if (typeof delay === 'number') ms = delay;
-  else if (typeof delay === 'function') ms = Number(delay(attempt));
+  else if (typeof delay === 'function') {
+    // A user's delay function that throws must not break supervision: retry at once, and say so.
+    try {
+      ms = Number(delay(attempt));
+    } catch (error) {
+      onError(error);
+      ms = 0;
+    }
+  }
   else ms = delay[Math.min(attempt - 1, delay.length - 1)] ?? 0;
   if (!Number.isFinite(ms) || ms < 0) ms = 0;
   if (jitterFactor > 0) ms = Math.max(0, ms * (1 + jitterFactor * (2 * random() - 1)));

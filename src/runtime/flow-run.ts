@@ -55,6 +55,7 @@ export class FlowRunRuntime {
   #supervisor: SupervisorActor | undefined;
   #attemptController: LazyAbort | undefined;
   #seq = 0;
+  #finished = false;
   #subject: string | undefined;
   #lastError: Error | undefined;
   #result: unknown;
@@ -73,6 +74,8 @@ export class FlowRunRuntime {
     this.#actor = createActor(engine.machines.flow, {
       input: { flowRunId: this.id, retries, timeoutMs, cancelGraceMs },
     });
+    // See TaskRunRuntime: an error inside the machine ends this run, never the process.
+    this.#actor.subscribe({ error: (err) => this.#onActorError(err) });
   }
 
   /** Resolves with the terminal state once the run has settled (hooks done). Never rejects. */
@@ -151,7 +154,9 @@ export class FlowRunRuntime {
   /** The machine's `retryDelay`: the flow's retry policy. */
   retryDelayMs(context: FlowRunContext): number {
     const { retryDelayMs, retryJitterFactor } = this.definition.options;
-    return computeRetryDelay(retryDelayMs, context.attempt, retryJitterFactor, this.#engine.random);
+    return computeRetryDelay(retryDelayMs, context.attempt, retryJitterFactor, this.#engine.random, (err) =>
+      this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
+    );
   }
 
   /** Called by the machine's `startBody` action: one attempt of the flow function, its outcome sent as an event. */
@@ -259,19 +264,39 @@ export class FlowRunRuntime {
     this.#engine.publishEvent(this.#subject, event);
   }
 
+  #onActorError(err: unknown): void {
+    if (this.#finished) {
+      this.logger.error({ err }, 'An error inside tenaz after the run had finished');
+      return;
+    }
+    this.logger.error({ err }, `Flow run '${this.name}' failed inside tenaz; it is marked Crashed`);
+    this.cancelChildren('crashed');
+    const context = this.#actor.getSnapshot().context;
+    const state = makeRunState('Crashed', this.#engine.now(), context.attempt, toWireError(new CrashedError(String((err as Error)?.message ?? err))));
+    this.state = state;
+    try {
+      this.#publish(state);
+    } finally {
+      this.#finish(state, context);
+    }
+  }
+
   #finish(state: RunState, context: FlowRunContext): void {
+    if (this.#finished) return;
+    this.#finished = true;
     this.#engine.flowRuns.delete(this.id);
     this.#result = context.result;
     this.#supervisor?.stop();
+    void this.#runHooks(state).finally(() => {
+      this.parent?.removeChild(this);
+      this.#settled.resolve(state);
+    });
+    // Logged after settling is arranged, so that a failing logger cannot leave the run unsettled.
     const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
     const shown = state.message === undefined ? state : { name: state.name, message: `Flow run encountered an exception: ${state.errorName}: ${state.message}` };
     const line = `Finished in state ${formatState(shown)}`;
     if (failed) this.logger.error(line);
     else this.logger.info(line);
-    void this.#runHooks(state).finally(() => {
-      this.parent?.removeChild(this);
-      this.#settled.resolve(state);
-    });
   }
 
   async #runHooks(state: RunState): Promise<void> {

@@ -70,12 +70,13 @@ export class Orchestrator implements AsyncDisposable {
     const logger = options.logger ?? createRootLogger();
     const taskRuns = new Map<string, TaskRunRuntime>();
     const flowRuns = new Map<string, FlowRunRuntime>();
+    const engineLogger = logger.child({ component: 'tenaz.engine' });
     const bus = options.bus ?? createMemoryBus({ logger: logger.child({ component: 'tenaz.bus' }) });
     this.#engine = {
       orchestrator: this,
       namespace,
       logger,
-      engineLogger: logger.child({ component: 'tenaz.engine' }),
+      engineLogger,
       bus,
       store: options.store ?? createMemoryStore({ now: options.now }),
       subjects: createSubjects(namespace),
@@ -85,7 +86,12 @@ export class Orchestrator implements AsyncDisposable {
       taskRuns,
       flowRuns,
       publishEvent: (subject, event) => {
-        if (!bus.isClosed) bus.publish(subject, event);
+        // Observers are told, but a bus that fails must not stop the runs themselves.
+        try {
+          if (!bus.isClosed) bus.publish(subject, event);
+        } catch (err) {
+          engineLogger.warn({ err, subject }, 'could not publish a run event');
+        }
       },
     };
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));

@@ -42,6 +42,7 @@ export class TaskRunRuntime {
   readonly #settled = createDeferred<RunState>();
   readonly #actor: Actor<typeof taskRunMachine>;
   #seq = 0;
+  #finished = false;
   #subject: string | undefined;
   #cacheKey: string | undefined;
   #lastError: Error | undefined;
@@ -69,6 +70,9 @@ export class TaskRunRuntime {
         hasCacheKey: this.#cacheKey !== undefined,
       },
     });
+    // Without an error observer XState rethrows an action's error asynchronously and the
+    // process dies; a bug in one run must end that run, not the process.
+    this.#actor.subscribe({ error: (err) => this.#onActorError(err) });
   }
 
   /** Stable across attempts: the flow run, the task and the call's position in the flow run. */
@@ -200,7 +204,9 @@ export class TaskRunRuntime {
     const delayMs =
       failure.kind === 'crash'
         ? 0
-        : computeRetryDelay(options.retryDelayMs, context.failures, options.retryJitterFactor, this.#engine.random);
+        : computeRetryDelay(options.retryDelayMs, context.failures, options.retryJitterFactor, this.#engine.random, (err) =>
+            this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
+          );
     this.#supervisor().send({
       type: 'child.failed',
       childId: this.id,
@@ -263,17 +269,29 @@ export class TaskRunRuntime {
     this.#engine.publishEvent(this.#subject, event);
   }
 
+  #onActorError(err: unknown): void {
+    if (this.#finished) {
+      this.logger.error({ err }, 'An error inside tenaz after the run had finished');
+      return;
+    }
+    this.logger.error({ err }, `Task run '${this.name}' failed inside tenaz; it is marked Crashed`);
+    this.#attemptController?.abort(new CrashedError(`task run '${this.name}' crashed`));
+    const context = this.#actor.getSnapshot().context;
+    const state = makeRunState('Crashed', this.#engine.now(), context.attempt, toWireError(new CrashedError(String((err as Error)?.message ?? err))));
+    this.state = state;
+    try {
+      this.#publish(state);
+    } finally {
+      this.#finish(state, context);
+    }
+  }
+
   #finish(state: RunState, context: TaskRunContext): void {
+    if (this.#finished) return;
+    this.#finished = true;
     this.#engine.taskRuns.delete(this.id);
     this.#ownSupervisor?.stop();
     this.#result = context.result;
-    const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
-    const line = `Finished in state ${formatState(state.message === undefined ? state : { name: state.name, message: `Task run encountered an exception: ${state.errorName}: ${state.message}` })}`;
-    // Most task runs log only this line: bindings per call are cheaper than a child logger.
-    const logger = this.#logger ?? this.flowRun?.logger ?? this.#engine.logger;
-    const fields = this.#logger ? {} : { taskRunId: this.id, taskRunName: this.name, taskName: this.definition.options.name };
-    if (failed) logger.error(state.name === 'Failed' ? { ...fields, err: this.#lastError } : fields, line);
-    else logger.info(fields, line);
     const options = this.definition.options;
     const hooks = hooksFor(options, state);
     const settle = () => {
@@ -283,6 +301,14 @@ export class TaskRunRuntime {
     // Most runs have neither cache nor hooks: settle them without another turn of promises.
     if (hooks.length === 0 && this.#cacheKey === undefined) settle();
     else void this.#afterFinish(state, hooks).finally(settle);
+    // Logged after settling is arranged, so that a failing logger cannot leave the run unsettled.
+    const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
+    const line = `Finished in state ${formatState(state.message === undefined ? state : { name: state.name, message: `Task run encountered an exception: ${state.errorName}: ${state.message}` })}`;
+    // Most task runs log only this line: bindings per call are cheaper than a child logger.
+    const logger = this.#logger ?? this.flowRun?.logger ?? this.#engine.logger;
+    const fields = this.#logger ? {} : { taskRunId: this.id, taskRunName: this.name, taskName: this.definition.options.name };
+    if (failed) logger.error(state.name === 'Failed' ? { ...fields, err: this.#lastError } : fields, line);
+    else logger.info(fields, line);
   }
 
   async #afterFinish(state: RunState, hooks: RunHook[]): Promise<void> {

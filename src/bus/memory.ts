@@ -23,7 +23,7 @@ const WHITESPACE = /\s/;
  * Creates an in-memory bus.
  * @example
  * const bus = createMemoryBus({ logger });
- * bus.subscribe('tenaz.evt.>', { callback: (d) => console.log(d.subject) });
+ * bus.subscribe('tenaz.evt.>', { callback: (d) => logger.info({ subject: d.subject }, 'event') });
  * bus.publish('tenaz.evt.etl.1.flow', { v: 1, type: 'flow.state' });
  */
 export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {

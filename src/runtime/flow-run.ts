@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { FlowRunContext, flowRunMachine } from '../../actors/flow-run.js';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
-import { hooksFor, makeRunState, runHooks } from './run-common.js';
+import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common.js';
 import { findUnserializable } from '../codec.js';
 import {
   CancelledError,
@@ -272,7 +272,7 @@ export class FlowRunRuntime {
     this.logger.error({ err }, `Flow run '${this.name}' failed inside tenaz; it is marked Crashed`);
     this.cancelChildren('crashed');
     const context = this.#actor.getSnapshot().context;
-    const state = makeRunState('Crashed', this.#engine.now(), context.attempt, toWireError(new CrashedError(String((err as Error)?.message ?? err))));
+    const state = makeCrashedState(err, this.#engine.now(), context.attempt);
     this.state = state;
     try {
       this.#publish(state);

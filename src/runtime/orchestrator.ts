@@ -113,7 +113,7 @@ export class Orchestrator implements AsyncDisposable {
 
   /**
    * Starts a flow run and returns its handle at once.
-   * @example const run = orchestrator.start(getRepoInfo, 'PrefectHQ/prefect'); console.log(await run.result());
+   * @example const run = orchestrator.start(getRepoInfo, 'PrefectHQ/prefect'); const info = await run.result();
    */
   start<A extends unknown[], R>(flowFn: StartableFlow<A, R>, ...args: A): FlowRun<Awaited<R>> {
     const definition = definitionOf(flowFn);

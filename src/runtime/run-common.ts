@@ -1,6 +1,7 @@
 /** What flow runs and task runs do alike when they change state and when they end. */
 import type { Logger } from 'pino';
 import { STATE_TYPE_BY_NAME, type RunState, type StateError, type StateName } from '../../actors/state.js';
+import { CrashedError, toWireError } from '../errors.js';
 import type { HookInfo, ResolvedPolicy, RunHook } from '../options.js';
 
 /** States that carry the failure that led to them. */
@@ -32,4 +33,10 @@ export async function runHooks(hooks: RunHook[], info: HookInfo, logger: Logger)
       logger.error({ err }, `A hook of ${info.kind} run '${info.runName}' failed; the run's state is unchanged`);
     }
   }
+}
+
+/** The `Crashed` state of a run whose actor failed inside tenaz with `err`. */
+export function makeCrashedState(err: unknown, timestamp: number, attempt: number): RunState {
+  const message = err instanceof Error ? err.message : String(err);
+  return makeRunState('Crashed', timestamp, attempt, toWireError(new CrashedError(message)));
 }

@@ -6,7 +6,7 @@
 import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
-import { hooksFor, makeRunState, runHooks } from './run-common.js';
+import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common.js';
 import type { TaskRunContext, taskRunMachine } from '../../actors/task-run.js';
 import { findUnserializable } from '../codec.js';
 import {
@@ -277,7 +277,7 @@ export class TaskRunRuntime {
     this.logger.error({ err }, `Task run '${this.name}' failed inside tenaz; it is marked Crashed`);
     this.#attemptController?.abort(new CrashedError(`task run '${this.name}' crashed`));
     const context = this.#actor.getSnapshot().context;
-    const state = makeRunState('Crashed', this.#engine.now(), context.attempt, toWireError(new CrashedError(String((err as Error)?.message ?? err))));
+    const state = makeCrashedState(err, this.#engine.now(), context.attempt);
     this.state = state;
     try {
       this.#publish(state);

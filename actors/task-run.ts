@@ -5,6 +5,12 @@
  * - `startAttempt` starts attempt `context.attempt` of the body, wherever it
  *   runs (in this process, or on a worker), and later sends back
  *   `attempt.succeeded` or `attempt.failed` carrying that attempt number;
+ *   a remote attempt is first dispatched (`Dispatched`, shown as `Pending`)
+ *   and runs once a worker claims it (`attempt.claimed`); while it runs the
+ *   worker's heartbeats (`attempt.heartbeat`) keep it alive, and when they
+ *   stop for `heartbeatTimeoutMs` the attempt has crashed;
+ * - `warnUnclaimed` says a dispatched attempt has waited `claimWarningMs`
+ *   for a worker;
  * - `abortAttempt` gives the attempt up (its body's `AbortSignal` is aborted);
  * - `lookupCache` answers `cache.hit` or `cache.miss`;
  * - `publish` runs on entry to each published state;
@@ -27,6 +33,13 @@ export interface TaskRunInput {
   hasCacheKey?: boolean;
   /** First attempt number; above 1 when a run resumes. @default 1 */
   attempt?: number;
+  /**
+   * Set for task runs executed by workers: an attempt that sends no heartbeat
+   * for this long has crashed. Unset for attempts run in this process.
+   */
+  heartbeatTimeoutMs?: number;
+  /** How long a dispatched attempt may wait for a worker before `warnUnclaimed`. @default 10000 */
+  claimWarningMs?: number;
 }
 
 export interface TaskRunFailure {
@@ -39,6 +52,8 @@ export interface TaskRunContext {
   attempt: number;
   timeoutMs: number | undefined;
   hasCacheKey: boolean;
+  heartbeatTimeoutMs: number | undefined;
+  claimWarningMs: number;
   /** Delay before the next attempt, as decided by the supervisor. */
   retryDelayMs: number;
   failure: TaskRunFailure | undefined;
@@ -54,6 +69,12 @@ export type TaskRunEvent =
   | { type: 'attempt.failed'; attempt: number; error: StateError }
   /** The worker running the attempt was lost (missed heartbeats). */
   | { type: 'attempt.crashed'; attempt: number; error: StateError }
+  /** A worker took the dispatched attempt and runs it. */
+  | { type: 'attempt.claimed'; attempt: number }
+  /** The worker running the attempt is alive. */
+  | { type: 'attempt.heartbeat'; attempt: number }
+  /** Raised by the machine itself when a dispatched attempt has waited long for a worker. */
+  | { type: 'attempt.unclaimed'; attempt: number }
   /** Raised by the machine itself when a timed attempt runs out of time. */
   | { type: 'attempt.timedOut'; attempt: number }
   | { type: 'cache.hit'; value: unknown }
@@ -85,7 +106,21 @@ export const TASK_CANCELLED_ERROR: StateError = {
   retryable: false,
 };
 
+export const HEARTBEAT_LOST_ERROR: StateError = {
+  name: 'CrashedError',
+  code: 'CRASHED',
+  message: 'the worker running the task stopped sending heartbeats',
+  retryable: true,
+};
+
+export const DEFAULT_CLAIM_WARNING_MS = 10_000;
+
 const ATTEMPT_TIMER_ID = 'attemptTimeout';
+const HEARTBEAT_TIMER_ID = 'heartbeatTimeout';
+const CLAIM_TIMER_ID = 'claimWarning';
+
+/** Where an attempt starts: on a worker, after dispatch, or here at once. */
+const START_ATTEMPT = [{ guard: 'isRemote', target: 'Dispatched' }, { target: 'Running' }] as const;
 
 export const taskRunMachine = setup({
   types: {
@@ -100,12 +135,14 @@ export const taskRunMachine = setup({
     lookupCache: () => {},
     publish: (_, _params: { state: StateName }) => {},
     reportFailure: () => {},
+    warnUnclaimed: () => {},
   },
   delays: {
     retryDelay: ({ context }) => context.retryDelayMs,
   },
   guards: {
     isCurrentAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
+    isRemote: ({ context }) => context.heartbeatTimeoutMs !== undefined,
   },
 }).createMachine({
   id: 'taskRun',
@@ -114,6 +151,8 @@ export const taskRunMachine = setup({
     attempt: input.attempt ?? 1,
     timeoutMs: input.timeoutMs,
     hasCacheKey: input.hasCacheKey ?? false,
+    heartbeatTimeoutMs: input.heartbeatTimeoutMs,
+    claimWarningMs: input.claimWarningMs ?? DEFAULT_CLAIM_WARNING_MS,
     retryDelayMs: 0,
     failure: undefined,
     failures: 0,
@@ -127,35 +166,85 @@ export const taskRunMachine = setup({
   states: {
     Pending: {
       entry: { type: 'publish', params: { state: 'Pending' } },
-      always: [{ guard: ({ context }) => context.hasCacheKey, target: 'CheckingCache' }, { target: 'Running' }],
+      always: [{ guard: ({ context }) => context.hasCacheKey, target: 'CheckingCache' }, ...START_ATTEMPT],
     },
     CheckingCache: {
       entry: 'lookupCache',
       on: {
         'cache.hit': { target: 'Cached', actions: assign({ result: ({ event }) => event.value }) },
-        'cache.miss': { target: 'Running' },
+        'cache.miss': START_ATTEMPT,
+      },
+    },
+    Dispatched: {
+      entry: [
+        // The first attempt was just published as Pending; a later one waits for a worker again.
+        enqueueActions(({ context, enqueue }) => {
+          if (context.attempt > 1) enqueue({ type: 'publish', params: { state: 'Pending' } });
+          enqueue('startAttempt');
+          enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
+        }),
+      ],
+      exit: [
+        enqueueActions(({ event, enqueue }) => {
+          enqueue.cancel(CLAIM_TIMER_ID);
+          // A claimed attempt goes on running; any other way out gives it up.
+          if (event.type !== 'attempt.claimed') enqueue({ type: 'abortAttempt', params: { reason: event.type } });
+        }),
+      ],
+      on: {
+        'attempt.claimed': { guard: 'isCurrentAttempt', target: 'Running' },
+        // The warning repeats while nobody takes the attempt; the attempt itself waits on.
+        'attempt.unclaimed': {
+          guard: 'isCurrentAttempt',
+          actions: [
+            'warnUnclaimed',
+            enqueueActions(({ context, enqueue }) => {
+              enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
+            }),
+          ],
+        },
+        // The dispatch itself failed (arguments too large, ...).
+        'attempt.failed': {
+          guard: 'isCurrentAttempt',
+          target: 'Supervised',
+          actions: assign({
+            failure: ({ event }) => ({ kind: 'error' as const, error: event.error }),
+            failures: ({ context }) => context.failures + 1,
+          }),
+        },
       },
     },
     Running: {
       entry: [
         { type: 'publish', params: ({ context }) => ({ state: context.attempt > 1 ? 'Retrying' : 'Running' }) },
-        'startAttempt',
-        // Only timed attempts carry a timer: most tasks have no timeout and pay nothing for it.
         enqueueActions(({ context, enqueue }) => {
+          // A remote attempt was started on entry to Dispatched.
+          if (context.heartbeatTimeoutMs === undefined) enqueue('startAttempt');
+          else enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
+          // Only timed attempts carry a timer: most tasks have no timeout and pay nothing for it.
           if (context.timeoutMs === undefined) return;
           enqueue.raise({ type: 'attempt.timedOut', attempt: context.attempt }, { id: ATTEMPT_TIMER_ID, delay: context.timeoutMs });
         }),
       ],
       exit: [
-        // Only a timed attempt has a timer to cancel.
+        // Only timed and remote attempts have timers to cancel.
         enqueueActions(({ context, enqueue }) => {
           if (context.timeoutMs !== undefined) enqueue.cancel(ATTEMPT_TIMER_ID);
+          if (context.heartbeatTimeoutMs !== undefined) enqueue.cancel(HEARTBEAT_TIMER_ID);
         }),
         // Giving up an attempt that already settled is harmless: the runtime ignores it.
         // The reason is what ended the attempt (`attempt.timedOut`, `cancel`, ...).
         { type: 'abortAttempt', params: ({ event }) => ({ reason: event.type }) },
       ],
       on: {
+        'attempt.heartbeat': {
+          guard: 'isCurrentAttempt',
+          actions: enqueueActions(({ context, enqueue }) => {
+            if (context.heartbeatTimeoutMs === undefined) return;
+            enqueue.cancel(HEARTBEAT_TIMER_ID);
+            enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
+          }),
+        },
         'attempt.succeeded': {
           guard: 'isCurrentAttempt',
           target: 'Completed',
@@ -204,7 +293,8 @@ export const taskRunMachine = setup({
     AwaitingRetry: {
       entry: { type: 'publish', params: { state: 'AwaitingRetry' } },
       after: {
-        retryDelay: { target: 'Running', actions: assign({ attempt: ({ context }) => context.attempt + 1 }) },
+        // Transition actions run before the next state's entry, which sees the new attempt number.
+        retryDelay: START_ATTEMPT.map((transition) => ({ ...transition, actions: assign({ attempt: ({ context }) => context.attempt + 1 }) })),
       },
     },
     Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },
@@ -219,3 +309,7 @@ export const taskRunMachine = setup({
   },
   output: ({ context }) => ({ result: context.result, failure: context.failure }),
 });
+
+function heartbeatLost(context: TaskRunContext): TaskRunEvent {
+  return { type: 'attempt.crashed', attempt: context.attempt, error: HEARTBEAT_LOST_ERROR };
+}

@@ -8,7 +8,7 @@ import { CancelledError, InvalidArgumentError } from './errors.js';
 import { resolveFlowOptions, resolveTaskOptions, type FlowOptions, type TaskOptions } from './options.js';
 import { getDefaultOrchestrator } from './runtime/ambient.js';
 import { runContextStorage } from './runtime/context.js';
-import { DEFINITION, type FlowDefinition, type TaskDefinition } from './runtime/definitions.js';
+import { DEFINITION, registerTask, type FlowDefinition, type TaskDefinition } from './runtime/definitions.js';
 import { TaskFuture } from './runtime/handles.js';
 import { INTERNAL } from './runtime/orchestrator.js';
 
@@ -58,6 +58,7 @@ export function task<A extends unknown[], R>(options: TaskOptions<A>, fn: (...ar
     options: resolveTaskOptions(options as TaskOptions<never[]>),
     fn: fn as (...args: unknown[]) => unknown,
   };
+  registerTask(definition);
   const submit = (...args: A): TaskFuture<Awaited<R>> => {
     const context = runContextStorage.getStore();
     if (context?.isAborted()) {

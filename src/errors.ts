@@ -20,6 +20,11 @@ export type ErrorCode =
   | 'RESTART_INTENSITY'
   | 'CRASHED'
   | 'REVISION_MISMATCH'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNKNOWN_TASK'
+  | 'NATS_REQUIRED'
+  | 'INVALID_MESSAGE'
+  | 'CONNECTION_FAILED'
   | 'USER_ERROR';
 
 export interface TenazErrorOptions {
@@ -74,8 +79,21 @@ export class UnserializableResultError extends defineError('UnserializableResult
 export class RestartIntensityError extends defineError('RestartIntensityError', 'RESTART_INTENSITY', false) {}
 /** The infrastructure running the run failed (process closed, worker died). */
 export class CrashedError extends defineError('CrashedError', 'CRASHED', true) {}
+/** A message (task arguments, a result) is larger than the server takes. */
+export class PayloadTooLargeError extends defineError('PayloadTooLargeError', 'PAYLOAD_TOO_LARGE', false) {}
+/** A worker was handed a task it does not serve. */
+export class UnknownTaskError extends defineError('UnknownTaskError', 'UNKNOWN_TASK', false) {}
+/** An operation that needs a NATS connection on an orchestrator that has none. */
+export class NatsRequiredError extends defineError('NatsRequiredError', 'NATS_REQUIRED', false) {}
 /** A conditional store write found another revision than the one expected. */
 export class RevisionMismatchError extends defineError('RevisionMismatchError', 'REVISION_MISMATCH', false) {}
+/** Bytes from the wire that are not a valid tenaz message (e.g. a garbage reply to a request). */
+export class InvalidMessageError extends defineError('InvalidMessageError', 'INVALID_MESSAGE', false) {}
+/**
+ * Could not connect to the message server; the message names the servers, `cause` holds the
+ * client's error. Retryable, except when the server refused the credentials.
+ */
+export class ConnectionFailedError extends defineError('ConnectionFailedError', 'CONNECTION_FAILED', true) {}
 /**
  * A value a user body threw that was not an Error (a string, `undefined`, ...),
  * wrapped so it has a name and a message.

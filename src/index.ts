@@ -4,8 +4,11 @@
  */
 export { flow, task, unmapped, wait, allSettled, Unmapped } from './api.js';
 export type { Flow, Task, MapArgs, WaitOptions, SettledResult } from './api.js';
-export { createOrchestrator, Orchestrator } from './runtime/orchestrator.js';
-export type { OrchestratorOptions, DrainOptions, EventStream, StartableFlow } from './runtime/orchestrator.js';
+export { createOrchestrator, connectOrchestrator, Orchestrator, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './runtime/orchestrator.js';
+export type { OrchestratorOptions, ConnectOptions, DrainOptions, EventStream, StartableFlow } from './runtime/orchestrator.js';
+export { TaskWorker } from './remote/worker.js';
+export type { WorkerOptions, WorkerDrainOptions, WorkerStats } from './remote/worker.js';
+export type { NatsOption, NatsConnectOptions } from './nats/connection.js';
 export { getDefaultOrchestrator, setDefaultOrchestrator } from './runtime/ambient.js';
 export { getRunContext, getRunLogger } from './runtime/context.js';
 export type { RunContext, FlowRunInfo, TaskRunInfo } from './runtime/context.js';
@@ -45,6 +48,9 @@ export {
   RestartIntensityError,
   RevisionMismatchError,
   CrashedError,
+  PayloadTooLargeError,
+  UnknownTaskError,
+  NatsRequiredError,
   NonErrorThrownError,
   toWireError,
   fromWireError,

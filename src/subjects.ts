@@ -9,8 +9,12 @@
  * - `<ns>.evt.<flow>.<flowRunId>.task.<task>.<taskRunId>`: task run events
  *   (`_` for the flow and the flow run of a task run outside a flow)
  * - `<ns>.log.<flow>.<flowRunId>.<runId>`: run logs
- * - `<ns>.task.<pool>.<task>`, `<ns>.result.<taskRunId>`, `<ns>.hb.<taskRunId>`,
- *   `<ns>.ctl.<flowRunId>`: dispatch, results, heartbeats and control
+ * - `<ns>.task.<pool>.<task>`: task dispatch, kept in the JetStream work-queue
+ *   stream `<ns>_tasks` and taken through one durable consumer per pool and task
+ * - `<ns>.owner.<ownerId>`: workers to the process that owns a task run
+ *   (claims, heartbeats, results)
+ * - `<ns>.worker.<workerId>`: the owner to a worker (cancel)
+ * - `<ns>.ctl.<flowRunId>`: control of a flow run
  */
 import { InvalidArgumentError } from './errors.js';
 
@@ -111,10 +115,19 @@ export interface Subjects {
   eventFilter(filter?: EventFilter): string;
   /** Where workers of `pool` take runs of `taskName`: `<ns>.task.<pool>.<task>`. */
   taskDispatch(pool: string, taskName: string): string;
-  /** Where a task run's result goes: `<ns>.result.<taskRunId>`. */
-  taskResult(taskRunId: string): string;
-  /** Where a task run's heartbeats go: `<ns>.hb.<taskRunId>`. */
-  heartbeat(taskRunId: string): string;
+  /** Every dispatch subject: `<ns>.task.>`, the subjects of the tasks stream. */
+  readonly allTaskDispatch: string;
+  /** The JetStream work-queue stream of task dispatches: `<ns>_tasks`. */
+  readonly tasksStream: string;
+  /**
+   * The durable consumer that workers of `pool` take runs of `taskName` through:
+   * `<pool>~<task>` (encoded tokens; `~` never appears in one).
+   */
+  taskConsumer(pool: string, taskName: string): string;
+  /** Where workers send claims, heartbeats and results to the owner of a run: `<ns>.owner.<ownerId>`. */
+  owner(ownerId: string): string;
+  /** Where the owner of a run sends control messages to a worker: `<ns>.worker.<workerId>`. */
+  worker(workerId: string): string;
   /** Control messages (cancel, ...) for a flow run: `<ns>.ctl.<flowRunId>`. */
   control(flowRunId: string): string;
 }
@@ -134,8 +147,8 @@ export function createSubjects(namespace: string = DEFAULT_NAMESPACE): Subjects 
   const evt = `${namespace}.evt.`;
   const log = `${namespace}.log.`;
   const task = `${namespace}.task.`;
-  const result = `${namespace}.result.`;
-  const hb = `${namespace}.hb.`;
+  const owner = `${namespace}.owner.`;
+  const worker = `${namespace}.worker.`;
   const ctl = `${namespace}.ctl.`;
   const allEvents = `${evt}>`;
 
@@ -161,8 +174,11 @@ export function createSubjects(namespace: string = DEFAULT_NAMESPACE): Subjects 
       return `${evt}${flow}.${run}.${kind === 'flow' ? 'flow' : 'task.*.*'}`;
     },
     taskDispatch: (pool: string, taskName: string) => `${task}${encodeToken(pool)}.${encodeToken(taskName)}`,
-    taskResult: (taskRunId: string) => `${result}${encodeToken(taskRunId)}`,
-    heartbeat: (taskRunId: string) => `${hb}${encodeToken(taskRunId)}`,
+    allTaskDispatch: `${task}>`,
+    tasksStream: `${namespace}_tasks`,
+    taskConsumer: (pool: string, taskName: string) => `${encodeToken(pool)}~${encodeToken(taskName)}`,
+    owner: (ownerId: string) => `${owner}${encodeToken(ownerId)}`,
+    worker: (workerId: string) => `${worker}${encodeToken(workerId)}`,
     control: (flowRunId: string) => `${ctl}${encodeToken(flowRunId)}`,
   });
 }

@@ -392,8 +392,10 @@ class MemorySubscription implements Subscription {
 /**
  * Splits and validates a subject. Patterns (`wildcards`) may use `*` as any token
  * and `>` as the last token; whitespace is refused as the NATS server refuses it.
+ * Shared with the NATS bus, so both refuse the same subjects.
+ * @throws InvalidArgumentError naming the subject
  */
-function parseSubject(subject: string, wildcards: boolean): string[] {
+export function parseSubject(subject: string, wildcards: boolean): string[] {
   if (typeof subject !== 'string' || subject.length === 0 || WHITESPACE.test(subject)) {
     throw new InvalidArgumentError(`invalid subject '${String(subject)}'`);
   }

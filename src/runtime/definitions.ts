@@ -23,3 +23,22 @@ export function definitionOf(value: unknown): TaskDefinition | FlowDefinition | 
   if ((typeof value !== 'function' && typeof value !== 'object') || value === null) return undefined;
   return (value as { [DEFINITION]?: TaskDefinition | FlowDefinition })[DEFINITION];
 }
+
+// Every task defined in this process, by name, so that a worker can serve the tasks
+// of a file without the file exporting each one. On globalThis, as two copies of
+// tenaz loaded in one process must see the same tasks.
+const REGISTRY_KEY = Symbol.for('tenaz.taskRegistry');
+const globals = globalThis as { [REGISTRY_KEY]?: Map<string, TaskDefinition[]> };
+const registry = (globals[REGISTRY_KEY] ??= new Map<string, TaskDefinition[]>());
+
+export function registerTask(definition: TaskDefinition): void {
+  const name = definition.options.name;
+  const list = registry.get(name);
+  if (list === undefined) registry.set(name, [definition]);
+  else list.push(definition);
+}
+
+/** The tasks defined so far in this process, by name; more than one definition when a name was reused. */
+export function registeredTasks(): ReadonlyMap<string, readonly TaskDefinition[]> {
+  return registry;
+}

@@ -11,6 +11,7 @@ import type { taskRunMachine } from '../../actors/task-run.js';
 import type { Bus } from '../bus/bus.js';
 import type { RunEvent } from '../events.js';
 import type { Store } from '../store/store.js';
+import type { TaskDispatcher } from '../remote/dispatcher.js';
 import type { createSubjects } from '../subjects.js';
 import type { FlowRunRuntime } from './flow-run.js';
 import type { Orchestrator } from './orchestrator.js';
@@ -38,4 +39,16 @@ export interface Engine {
   readonly taskRuns: Map<string, TaskRunRuntime>;
   readonly flowRuns: Map<string, FlowRunRuntime>;
   publishEvent(subject: string, event: RunEvent): void;
+  /** Set when task runs execute on workers over NATS. */
+  readonly remote: RemoteExecution | undefined;
+}
+
+export interface RemoteExecution {
+  readonly dispatcher: TaskDispatcher;
+  /** An attempt without a heartbeat for this long has crashed. */
+  readonly heartbeatTimeoutMs: number;
+  /** How often workers heartbeat. */
+  readonly heartbeatMs: number;
+  /** How long a dispatched attempt waits for a worker before a warning. */
+  readonly claimWarningMs: number;
 }

@@ -26,6 +26,7 @@ export function provideMachines(registries: Registries): Engine['machines'] {
       lookupCache: ({ context }) => taskRuns.get(context.taskRunId)?.lookupCache(),
       publish: ({ context }, params) => taskRuns.get(context.taskRunId)?.onState(params.state, context),
       reportFailure: ({ context }) => afterAction(() => taskRuns.get(context.taskRunId)?.reportFailure(context)),
+      warnUnclaimed: ({ context }) => taskRuns.get(context.taskRunId)?.warnUnclaimed(context.attempt),
     },
   });
 

@@ -3,17 +3,23 @@
  * runs and task runs as supervised actors, publishes every transition on its
  * bus, and closes cleanly.
  */
+import { randomUUID } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
 import { createMemoryBus } from '../bus/memory.js';
-import { ClosedError, DrainingError, InvalidArgumentError } from '../errors.js';
+import { createNatsBus } from '../bus/nats.js';
+import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError } from '../errors.js';
+import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
+import { TaskDispatcher } from '../remote/dispatcher.js';
+import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
 import type { EventFilter, RunEvent } from '../events.js';
 import { createRootLogger } from '../log.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { DEFAULT_NAMESPACE, createSubjects } from '../subjects.js';
 import { definitionOf, type FlowDefinition, type TaskDefinition } from './definitions.js';
-import type { Engine } from './engine.js';
+import type { Engine, RemoteExecution } from './engine.js';
 import { FlowRunRuntime } from './flow-run.js';
 import { FlowRun, TaskFuture } from './handles.js';
 import { provideMachines } from './machines.js';
@@ -32,7 +38,33 @@ export interface OrchestratorOptions {
   now?: () => number;
   /** Random source for jitter, in [0, 1). @default Math.random */
   random?: () => number;
+  /**
+   * A NATS connection to coordinate over: task runs go to workers, events go on
+   * NATS. It stays open when the orchestrator closes (it is yours). To connect by
+   * URL or options, use `connectOrchestrator`.
+   */
+  nats?: NatsConnection;
+  /**
+   * Where task runs execute: `'workers'` dispatches them over NATS to processes
+   * serving their task (`tenaz worker`, `orchestrator.worker()`); `'local'` runs
+   * them in this process. @default 'workers' with `nats`, else 'local'
+   */
+  execution?: 'local' | 'workers';
+  /**
+   * A task run on a worker that sends no heartbeat for this long is `Crashed` and
+   * restarted within its crash budget, in ms (at least 100). @default 3000
+   */
+  heartbeatTimeoutMs?: number;
+  /** How long a dispatched task run waits for a worker before a warning is logged, in ms. @default 10000 */
+  claimWarningMs?: number;
 }
+
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3_000;
+const MIN_HEARTBEAT_TIMEOUT_MS = 100;
+const DEFAULT_CLAIM_WARNING_MS = 10_000;
+
+/** Marks a connection the orchestrator opened itself and must close. */
+const OWNED_CONNECTION = Symbol('tenaz.ownedConnection');
 
 export interface DrainOptions {
   /** How long in-flight runs may take before they are stopped, in ms. @default 30000 */
@@ -60,26 +92,66 @@ export interface OrchestratorInternals {
 export class Orchestrator implements AsyncDisposable {
   readonly #engine: Engine;
   readonly #ownsLogger: boolean;
+  readonly #nats: NatsConnection | undefined;
+  readonly #workers = new Set<TaskWorker>();
   #state: 'open' | 'draining' | 'closed' = 'open';
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
 
-  constructor(options: OrchestratorOptions = {}) {
+  constructor(options: OrchestratorOptions & { [OWNED_CONNECTION]?: boolean } = {}) {
     const namespace = options.namespace ?? process.env.TENAZ_NAMESPACE ?? DEFAULT_NAMESPACE;
     this.#ownsLogger = options.logger === undefined;
     const logger = options.logger ?? createRootLogger();
     const taskRuns = new Map<string, TaskRunRuntime>();
     const flowRuns = new Map<string, FlowRunRuntime>();
     const engineLogger = logger.child({ component: 'tenaz.engine' });
-    const bus = options.bus ?? createMemoryBus({ logger: logger.child({ component: 'tenaz.bus' }) });
+    const nats = options.nats;
+    this.#nats = nats;
+    if (options.bus !== undefined && nats !== undefined) throw new InvalidArgumentError('give either bus or nats, not both');
+    const execution = options.execution ?? (nats ? 'workers' : 'local');
+    if (execution !== 'local' && execution !== 'workers') {
+      throw new InvalidArgumentError(`execution must be 'local' or 'workers', got ${JSON.stringify(execution)}`);
+    }
+    if (execution === 'workers' && !nats) throw new NatsRequiredError("execution 'workers' needs a NATS connection (option nats)");
+    const busLogger = logger.child({ component: 'tenaz.bus' });
+    const bus =
+      options.bus ??
+      (nats ? createNatsBus({ connection: nats, owned: options[OWNED_CONNECTION] === true, logger: busLogger }) : createMemoryBus({ logger: busLogger }));
+    const subjects = createSubjects(namespace);
+    let remote: RemoteExecution | undefined;
+    if (execution === 'workers' && nats) {
+      const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+      if (!Number.isFinite(heartbeatTimeoutMs) || heartbeatTimeoutMs < MIN_HEARTBEAT_TIMEOUT_MS) {
+        throw new InvalidArgumentError(`heartbeatTimeoutMs must be at least ${MIN_HEARTBEAT_TIMEOUT_MS}, got ${heartbeatTimeoutMs}`);
+      }
+      const claimWarningMs = options.claimWarningMs ?? DEFAULT_CLAIM_WARNING_MS;
+      if (!Number.isFinite(claimWarningMs) || claimWarningMs <= 0) {
+        throw new InvalidArgumentError(`claimWarningMs must be a positive number of ms, got ${claimWarningMs}`);
+      }
+      remote = {
+        dispatcher: new TaskDispatcher({
+          connection: nats,
+          bus,
+          subjects,
+          logger: logger.child({ component: 'tenaz.dispatch' }),
+          runs: taskRuns,
+          ownerId: randomUUID(),
+        }),
+        heartbeatTimeoutMs,
+        // Three heartbeats per timeout: one lost or late heartbeat is not a crash.
+        heartbeatMs: Math.max(30, Math.floor(heartbeatTimeoutMs / 3)),
+        claimWarningMs,
+      };
+    }
     this.#engine = {
+      remote,
       orchestrator: this,
       namespace,
       logger,
       engineLogger,
       bus,
       store: options.store ?? createMemoryStore({ now: options.now }),
-      subjects: createSubjects(namespace),
+      subjects,
       now: options.now ?? Date.now,
       random: options.random ?? Math.random,
       machines: provideMachines({ taskRuns, flowRuns }),
@@ -121,6 +193,33 @@ export class Orchestrator implements AsyncDisposable {
     return new FlowRun(this[INTERNAL].startFlow(definition, args, undefined));
   }
 
+  /** The NATS connection, when the orchestrator coordinates over NATS. */
+  get nats(): NatsConnection | undefined {
+    return this.#nats;
+  }
+
+  /**
+   * Serves task runs dispatched over NATS: runs of the given tasks, in `pool`,
+   * at most `concurrency` at a time. Close it with `drain()` or `close()`, or let
+   * the orchestrator close it.
+   * @example const worker = orchestrator.worker({ tasks: [callApi], concurrency: 8 });
+   */
+  worker(options: WorkerOptions): TaskWorker {
+    this.#check();
+    if (!this.#nats) throw new NatsRequiredError('a worker needs an orchestrator connected to NATS');
+    const worker = new TaskWorker({
+      ...options,
+      orchestrator: this,
+      connection: this.#nats,
+      bus: this.#engine.bus,
+      subjects: this.#engine.subjects,
+      logger: this.#engine.logger,
+    });
+    this.#workers.add(worker);
+    void worker.closed().then(() => this.#workers.delete(worker));
+    return worker;
+  }
+
   /** Every run event matching the filter, from now on, in each run's order. */
   watch(filter: EventFilter = {}): EventStream {
     this.#check();
@@ -158,6 +257,7 @@ export class Orchestrator implements AsyncDisposable {
     if (this.#state !== 'open') return this.#closedPromise;
     this.#state = 'draining';
     const graceMs = options.graceMs ?? 30_000;
+    const workers = [...this.#workers].map((worker) => worker.drain({ graceMs }));
     const inFlight = [...this.#engine.flowRuns.values(), ...this.#engine.taskRuns.values()].map((run) => run.settled);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -167,6 +267,7 @@ export class Orchestrator implements AsyncDisposable {
       }),
     ]);
     clearTimeout(timer);
+    await Promise.all(workers);
     await this.#shutdown();
   }
 
@@ -189,6 +290,8 @@ export class Orchestrator implements AsyncDisposable {
     if (this.#state === 'closed') return this.#closedPromise;
     this.#state = 'closed';
     const { flowRuns, taskRuns } = this.#engine;
+    // Workers hand their runs back first: their owners restart them elsewhere.
+    await Promise.all([...this.#workers].map((worker) => worker.close()));
     const settling: Promise<unknown>[] = [];
     for (const run of [...flowRuns.values()]) {
       if (run.parent) continue;
@@ -200,6 +303,7 @@ export class Orchestrator implements AsyncDisposable {
       settling.push(run.settled);
     }
     await Promise.all(settling);
+    this.#engine.remote?.dispatcher.close();
     await this.#engine.bus.drain();
     await this.#engine.store.close();
     if (this.#ownsLogger) this.#engine.logger.flush?.();
@@ -218,4 +322,23 @@ export class Orchestrator implements AsyncDisposable {
  */
 export function createOrchestrator(options: OrchestratorOptions = {}): Orchestrator {
   return new Orchestrator(options);
+}
+
+export interface ConnectOptions extends Omit<OrchestratorOptions, 'nats'> {
+  /** The NATS server(s): a URL, connection options, or an open connection. @default env TENAZ_NATS_URL */
+  nats?: NatsOption;
+}
+
+/**
+ * Connects to NATS and creates an orchestrator over it. Without a NATS option
+ * (and without TENAZ_NATS_URL) the orchestrator is the embedded one.
+ * A connection opened here is drained when the orchestrator closes.
+ * @example await using orchestrator = await connectOrchestrator({ nats: 'nats://127.0.0.1:4222' });
+ */
+export async function connectOrchestrator(options: ConnectOptions = {}): Promise<Orchestrator> {
+  const option = resolveNatsOption(options.nats);
+  if (option === undefined) return new Orchestrator({ ...options, nats: undefined });
+  const logger = options.logger ?? createRootLogger();
+  const { connection, owned } = await connectNats(option, logger.child({ component: 'tenaz.nats' }));
+  return new Orchestrator({ ...options, logger, nats: connection, [OWNED_CONNECTION]: owned });
 }

@@ -8,12 +8,15 @@ import type { Logger } from 'pino';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
 import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common.js';
 import type { TaskRunContext, taskRunMachine } from '../../actors/task-run.js';
+import type { RemoteTaskRun } from '../remote/dispatcher.js';
+import type { TaskOutcome } from '../remote/messages.js';
 import { findUnserializable } from '../codec.js';
 import {
   CancelledError,
   CrashedError,
   TaskTimeoutError,
   UnserializableResultError,
+  InvalidArgumentError,
   fromWireError,
   toError,
   toWireError,
@@ -30,7 +33,7 @@ import { DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_MS, type RunHook } from '.
 import type { FlowRunRuntime } from './flow-run.js';
 import type { Orchestrator } from './orchestrator.js';
 
-export class TaskRunRuntime {
+export class TaskRunRuntime implements RemoteTaskRun {
   readonly id: string;
   readonly name: string;
   readonly definition: TaskDefinition;
@@ -68,6 +71,8 @@ export class TaskRunRuntime {
         taskRunId: this.id,
         timeoutMs: definition.options.timeoutMs,
         hasCacheKey: this.#cacheKey !== undefined,
+        heartbeatTimeoutMs: engine.remote?.heartbeatTimeoutMs,
+        claimWarningMs: engine.remote?.claimWarningMs,
       },
     });
     // Without an error observer XState rethrows an action's error asynchronously and the
@@ -132,6 +137,9 @@ export class TaskRunRuntime {
 
   /** Called by the machine's `startAttempt` action: runs the body, reports its outcome as an event. */
   startAttempt(attempt: number): void {
+    // After the machine's action returns: until then the actor's snapshot is the one before
+    // this transition, and the dispatch checks that the run still waits for this attempt.
+    if (this.#engine.remote) return queueMicrotask(() => this.#dispatch(attempt));
     const controller = new LazyAbort();
     this.#attemptController = controller;
     const context = new TaskAttemptContext(this, attempt, controller);
@@ -152,6 +160,8 @@ export class TaskRunRuntime {
 
   /** Called by the machine's `abortAttempt` action: the attempt is given up, for the reason named. */
   abortAttempt(reason: string): void {
+    const remote = this.#engine.remote;
+    if (remote) return remote.dispatcher.abort(this.id, this.#actor.getSnapshot().context.attempt, reason);
     const controller = this.#attemptController;
     if (!controller || controller.aborted) return;
     const options = this.definition.options;
@@ -160,6 +170,75 @@ export class TaskRunRuntime {
         ? new TaskTimeoutError(`task run '${this.name}' timed out after ${options.timeoutMs} ms`)
         : new CancelledError(`task run '${this.name}' was ${reason === 'cancel' ? 'cancelled' : 'given up'}`),
     );
+  }
+
+  /** Sends the attempt to the workers of the task's pool. */
+  #dispatch(attempt: number): void {
+    const remote = this.#engine.remote!;
+    const where = findUnserializable(this.#args, 'args');
+    if (where !== null) {
+      const error = new InvalidArgumentError(`task '${this.definition.options.name}' was called with arguments that cannot be sent to a worker: ${where}`);
+      return this.dispatchFailed(attempt, error);
+    }
+    const flowRun = this.flowRun;
+    remote.dispatcher.dispatch(
+      this,
+      {
+        taskRunId: this.id,
+        taskRunName: this.name,
+        taskName: this.definition.options.name,
+        attempt,
+        args: this.#args,
+        heartbeatMs: remote.heartbeatMs,
+        idempotencyKey: this.idempotencyKey,
+        flowRunId: flowRun?.id,
+        flowRunName: flowRun?.name,
+        flowName: flowRun?.flowName,
+      },
+      this.definition.options.pool,
+    );
+  }
+
+  acceptClaim(attempt: number): boolean {
+    if (!this.wants(attempt)) return false;
+    this.#send({ type: 'attempt.claimed', attempt });
+    return true;
+  }
+
+  heartbeat(attempt: number): void {
+    this.#send({ type: 'attempt.heartbeat', attempt });
+  }
+
+  acceptOutcome(outcome: TaskOutcome): boolean {
+    const snapshot = this.#actor.getSnapshot();
+    if (snapshot.status !== 'active' || snapshot.value !== 'Running' || snapshot.context.attempt !== outcome.attempt) return false;
+    if (outcome.ok) {
+      this.#send({ type: 'attempt.succeeded', attempt: outcome.attempt, value: outcome.value });
+    } else if (outcome.error.code === 'CRASHED') {
+      // The worker stopped and handed the attempt back: a crash, restarted within the crash budget.
+      this.#send({ type: 'attempt.crashed', attempt: outcome.attempt, error: outcome.error });
+    } else {
+      this.#lastError = fromWireError(outcome.error);
+      this.#send({ type: 'attempt.failed', attempt: outcome.attempt, error: outcome.error });
+    }
+    return true;
+  }
+
+  dispatchFailed(attempt: number, error: Error): void {
+    if (!this.wants(attempt)) return;
+    this.#lastError = error;
+    this.#send({ type: 'attempt.failed', attempt, error: toWireError(error) });
+  }
+
+  wants(attempt: number): boolean {
+    const snapshot = this.#actor.getSnapshot();
+    return snapshot.status === 'active' && snapshot.value === 'Dispatched' && snapshot.context.attempt === attempt;
+  }
+
+  /** Called by the machine's `warnUnclaimed` action. */
+  warnUnclaimed(attempt: number): void {
+    const { pool, name } = this.definition.options;
+    this.logger.warn({ attempt, pool }, `Task run '${this.name}' is waiting for a worker of pool '${pool}' that serves task '${name}'`);
   }
 
   /** Called by the machine's `lookupCache` action. */
@@ -290,6 +369,7 @@ export class TaskRunRuntime {
     if (this.#finished) return;
     this.#finished = true;
     this.#engine.taskRuns.delete(this.id);
+    this.#engine.remote?.dispatcher.forget(this.id);
     this.#ownSupervisor?.stop();
     this.#result = context.result;
     const options = this.definition.options;

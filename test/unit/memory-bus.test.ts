@@ -4,6 +4,7 @@ import { describe, it, expect } from 'vitest';
 import type { BusMessage, Delivery } from '../../src/bus/bus.js';
 import { createMemoryBus } from '../../src/bus/memory.js';
 import { ClosedError, IllegalStateError, InvalidArgumentError, NoRespondersError, TimeoutError } from '../../src/errors.js';
+import { describeBusConformance } from '../support/bus-conformance.js';
 
 const msg = (n = 0): BusMessage => ({ v: 1, type: 'test.msg', n });
 
@@ -406,3 +407,6 @@ describe('MemoryBus lifecycle', () => {
     expect(closedBus.isClosed).toBe(true);
   });
 });
+
+// The same contract tests the NATS bus runs (test/nats/nats-bus.test.ts).
+describeBusConformance('MemoryBus', async ({ logger }) => createMemoryBus({ logger }));

@@ -82,8 +82,11 @@ describe('createSubjects', () => {
     expect(subjects.runLog('etl', runId, taskRunId)).toBe(`tenaz.log.etl.${runId}.${taskRunId}`);
     expect(subjects.runLog(undefined, undefined, taskRunId)).toBe(`tenaz.log._._.${taskRunId}`);
     expect(subjects.taskDispatch('default', 'load')).toBe('tenaz.task.default.load');
-    expect(subjects.taskResult(taskRunId)).toBe(`tenaz.result.${taskRunId}`);
-    expect(subjects.heartbeat(taskRunId)).toBe(`tenaz.hb.${taskRunId}`);
+    expect(subjects.owner(taskRunId)).toBe(`tenaz.owner.${taskRunId}`);
+    expect(subjects.worker(taskRunId)).toBe(`tenaz.worker.${taskRunId}`);
+    expect(subjects.allTaskDispatch).toBe('tenaz.task.>');
+    expect(subjects.tasksStream).toBe('tenaz_tasks');
+    expect(subjects.taskConsumer('gpu pool', 'a.b')).toBe('gpu%20pool~a%2Eb');
     expect(subjects.control(runId)).toBe(`tenaz.ctl.${runId}`);
     expect(createSubjects('acme').flowEvent('f', 'r')).toBe('acme.evt.f.r.flow');
   });

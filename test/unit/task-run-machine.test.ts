@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { SimulatedClock, createActor } from 'xstate';
-import { TASK_TIMEOUT_ERROR, taskRunMachine, type TaskRunFailure, type TaskRunInput } from '../../actors/task-run.js';
+import { HEARTBEAT_LOST_ERROR, TASK_TIMEOUT_ERROR, taskRunMachine, type TaskRunFailure, type TaskRunInput } from '../../actors/task-run.js';
 import type { StateError, StateName } from '../../actors/state.js';
 
 const boom: StateError = { name: 'Error', code: 'BOOM', message: 'boom', retryable: true };
@@ -40,6 +40,7 @@ function startTaskRun(input: Partial<TaskRunInput> = {}) {
   const aborted: string[] = [];
   const lookups: number[] = [];
   const reports: FailureReport[] = [];
+  const unclaimed: number[] = [];
   const machine = taskRunMachine.provide({
     actions: {
       publish: (_, params) => void published.push(params.state),
@@ -53,11 +54,12 @@ function startTaskRun(input: Partial<TaskRunInput> = {}) {
           failures: context.failures,
           crashes: context.crashes,
         }),
+      warnUnclaimed: ({ context }) => void unclaimed.push(context.attempt),
     },
   });
   const actor = createActor(machine, { input: { taskRunId: 'task-1', ...input }, clock });
   actor.start();
-  return { actor, clock, published, started, aborted, lookups, reports };
+  return { actor, clock, published, started, aborted, lookups, reports, unclaimed };
 }
 
 /** A run whose first attempt failed and is now waiting for its second, `delayMs` later. */
@@ -341,5 +343,119 @@ describe('taskRunMachine', () => {
 
     expect(started).toEqual([3]);
     expect(published).toEqual(['Pending', 'Retrying', 'Completed']);
+  });
+});
+
+describe('taskRunMachine on a worker (remote attempts)', () => {
+  const remote = { heartbeatTimeoutMs: 300, claimWarningMs: 1_000 };
+
+  it('dispatches once, shows Pending until a worker claims the attempt, then Running', () => {
+    const { actor, published, started, aborted } = startTaskRun(remote);
+    expect(actor.getSnapshot().value).toBe('Dispatched');
+    expect(started).toEqual([1]);
+    expect(published).toEqual(['Pending']);
+
+    actor.send({ type: 'attempt.claimed', attempt: 1 });
+    expect(actor.getSnapshot().value).toBe('Running');
+    expect(started).toEqual([1]);
+    expect(aborted).toEqual([]);
+
+    actor.send({ type: 'attempt.succeeded', attempt: 1, value: 'done' });
+    expect(published).toEqual(['Pending', 'Running', 'Completed']);
+    expect(actor.getSnapshot().output?.result).toBe('done');
+  });
+
+  it('waits for a worker as long as it takes, warning every claimWarningMs', () => {
+    const { actor, clock, unclaimed, aborted, started } = startTaskRun(remote);
+    clock.increment(999);
+    expect(unclaimed).toEqual([]);
+    clock.increment(1);
+    expect(unclaimed).toEqual([1]);
+    clock.increment(1_000);
+    expect(unclaimed).toEqual([1, 1]);
+    expect(actor.getSnapshot().value).toBe('Dispatched');
+    expect(aborted).toEqual([]);
+    expect(started).toEqual([1]);
+    // No heartbeat is expected before a claim.
+    clock.increment(10_000);
+    expect(actor.getSnapshot().value).toBe('Dispatched');
+  });
+
+  it('ignores a claim of another attempt', () => {
+    const { actor } = startTaskRun(remote);
+    actor.send({ type: 'attempt.claimed', attempt: 2 });
+    expect(actor.getSnapshot().value).toBe('Dispatched');
+  });
+
+  it('crashes the attempt when heartbeats stop for heartbeatTimeoutMs, and heartbeats keep it alive', () => {
+    const { actor, clock, aborted, reports } = startTaskRun(remote);
+    actor.send({ type: 'attempt.claimed', attempt: 1 });
+    clock.increment(250);
+    actor.send({ type: 'attempt.heartbeat', attempt: 1 });
+    clock.increment(250);
+    actor.send({ type: 'attempt.heartbeat', attempt: 1 });
+    clock.increment(299);
+    expect(actor.getSnapshot().value).toBe('Running');
+    // A heartbeat of an older attempt does not count.
+    actor.send({ type: 'attempt.heartbeat', attempt: 0 });
+    clock.increment(1);
+    expect(actor.getSnapshot().value).toBe('Supervised');
+    expect(aborted).toEqual(['attempt.crashed']);
+    expect(reports).toEqual([{ attempt: 1, failure: { kind: 'crash', error: HEARTBEAT_LOST_ERROR }, failures: 0, crashes: 1 }]);
+  });
+
+  it('restarts a crashed attempt as a new dispatch, shown Pending again, and fences the old one out', () => {
+    const { actor, clock, published, started } = startTaskRun(remote);
+    actor.send({ type: 'attempt.claimed', attempt: 1 });
+    clock.increment(300);
+    actor.send({ type: 'supervisor.restart', delayMs: 0 });
+    clock.increment(0);
+    expect(actor.getSnapshot().value).toBe('Dispatched');
+    expect(started).toEqual([1, 2]);
+
+    // The zombie of attempt 1 answers late: ignored.
+    actor.send({ type: 'attempt.succeeded', attempt: 1, value: 'zombie' });
+    expect(actor.getSnapshot().value).toBe('Dispatched');
+
+    actor.send({ type: 'attempt.claimed', attempt: 2 });
+    actor.send({ type: 'attempt.succeeded', attempt: 2, value: 'fresh' });
+    expect(actor.getSnapshot().output?.result).toBe('fresh');
+    expect(published).toEqual(['Pending', 'Running', 'AwaitingRetry', 'Pending', 'Retrying', 'Completed']);
+  });
+
+  it('starts the time limit at the claim, not at the dispatch', () => {
+    const { actor, clock } = startTaskRun({ ...remote, timeoutMs: 100 });
+    clock.increment(500);
+    expect(actor.getSnapshot().value).toBe('Dispatched');
+    actor.send({ type: 'attempt.claimed', attempt: 1 });
+    for (let i = 0; i < 4; i++) {
+      clock.increment(25);
+      actor.send({ type: 'attempt.heartbeat', attempt: 1 });
+    }
+    expect(actor.getSnapshot().value).toBe('Supervised');
+    expect(actor.getSnapshot().context.failure?.kind).toBe('timeout');
+  });
+
+  it('fails the attempt when the dispatch itself fails', () => {
+    const { actor, reports, aborted } = startTaskRun(remote);
+    actor.send({ type: 'attempt.failed', attempt: 1, error: boom });
+    expect(actor.getSnapshot().value).toBe('Supervised');
+    expect(reports[0]?.failure).toEqual({ kind: 'error', error: boom });
+    expect(aborted).toEqual(['attempt.failed']);
+  });
+
+  it('gives up a dispatched attempt on cancel and leaves no timer behind', () => {
+    const { actor, clock, aborted, published } = startTaskRun(remote);
+    actor.send({ type: 'cancel' });
+    expect(aborted).toEqual(['cancel']);
+    expect(published).toEqual(['Pending', 'Cancelled']);
+    expect(clock.pending.size).toBe(0);
+  });
+
+  it('leaves no timer behind once a claimed attempt completes', () => {
+    const { actor, clock } = startTaskRun({ ...remote, timeoutMs: 1_000 });
+    actor.send({ type: 'attempt.claimed', attempt: 1 });
+    actor.send({ type: 'attempt.succeeded', attempt: 1, value: 1 });
+    expect(clock.pending.size).toBe(0);
   });
 });

@@ -1,0 +1,436 @@
+/**
+ * A worker: takes dispatched task runs of the tasks it serves from the tasks
+ * stream, claims each attempt from the run's owner, runs the body, heartbeats
+ * while it runs, and sends the outcome back. Only tasks defined in this
+ * process's own code run here, looked up by name: no code travels on the bus.
+ *
+ * A dispatch is acked only once the owner has accepted the claim: a worker that
+ * dies before that leaves the dispatch in the stream, to be delivered again.
+ * After the claim, a worker that dies stops heartbeating and the owner's
+ * task-run machine marks the attempt `Crashed`.
+ */
+import { randomUUID } from 'node:crypto';
+import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Bus, Delivery, Subscription } from '../bus/bus.js';
+import { encode, findUnserializable, parseMessage } from '../codec.js';
+import {
+  CancelledError,
+  ClosedError,
+  CrashedError,
+  InvalidArgumentError,
+  PayloadTooLargeError,
+  TaskTimeoutError,
+  UnserializableResultError,
+  toError,
+  toWireError,
+} from '../errors.js';
+import { DEFAULT_POOL } from '../options.js';
+import type { Subjects } from '../subjects.js';
+import { runContextStorage, invokeBody } from '../runtime/context.js';
+import { definitionOf, registeredTasks, type TaskDefinition } from '../runtime/definitions.js';
+import type { Orchestrator } from '../runtime/orchestrator.js';
+import { DropCounter } from './drop-counter.js';
+import {
+  claimReplySchema,
+  outcomeReplySchema,
+  taskCancelSchema,
+  taskDispatchSchema,
+  wire,
+  type TaskClaim,
+  type TaskDispatch,
+  type TaskHeartbeat,
+  type TaskOutcome,
+} from './messages.js';
+import { ensureTaskConsumer, ensureTasksStream, DISPATCH_ACK_WAIT_MS } from './streams.js';
+import { WorkerAttemptContext } from './worker-context.js';
+import { Slots } from './slots.js';
+
+export interface WorkerOptions {
+  /** The tasks served, as made by `task()`. @default every task defined in this process */
+  tasks?: readonly unknown[];
+  /** The pool whose dispatches are taken. @default each task's own `pool` option */
+  pool?: string;
+  /** Task runs executed at once. @default 16 */
+  concurrency?: number;
+}
+
+export interface WorkerDrainOptions {
+  /** How long running task bodies may take before they are aborted and handed back, in ms. @default 30000 */
+  graceMs?: number;
+}
+
+/** What a worker has done so far. */
+export interface WorkerStats {
+  /** Attempts running now. */
+  running: number;
+  /** Attempts whose outcome was sent. */
+  finished: number;
+  /** Dispatches dropped as invalid or unknown. */
+  dropped: number;
+}
+
+interface WorkerInternals {
+  orchestrator: Orchestrator;
+  connection: NatsConnection;
+  bus: Bus;
+  subjects: Subjects;
+  logger: Logger;
+}
+
+interface HeldAttempt {
+  readonly dispatch: TaskDispatch;
+  readonly controller: AbortController;
+}
+
+const DEFAULT_CONCURRENCY = 16;
+const CLAIM_TIMEOUT_MS = 5_000;
+/** How long a worker keeps trying to hand an outcome to an owner that does not answer. */
+const OUTCOME_DELIVERY_MS = 60_000;
+/** Deliveries of a dispatch whose owner cannot be reached before the dispatch is dropped. */
+const MAX_OWNERLESS_DELIVERIES = 30;
+
+export class TaskWorker implements AsyncDisposable {
+  readonly id = randomUUID();
+  readonly pool: string | undefined;
+  readonly concurrency: number;
+  readonly #subject: string;
+  readonly #internals: WorkerInternals;
+  readonly #logger: Logger;
+  readonly #tasks: Map<string, TaskDefinition>;
+  readonly #slots: Slots;
+  readonly #held = new Map<string, HeldAttempt>();
+  readonly #running = new Set<Promise<void>>();
+  readonly #drops: DropCounter;
+  readonly #consumers: ConsumerMessages[] = [];
+  readonly #control: Subscription;
+  readonly #ready: Promise<void>;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #heartbeatMs = Infinity;
+  #finished = 0;
+  #state: 'serving' | 'draining' | 'closed' = 'serving';
+  readonly #closed: Promise<void>;
+  #resolveClosed!: () => void;
+
+  constructor(options: WorkerOptions & WorkerInternals) {
+    this.#internals = options;
+    this.pool = options.pool;
+    this.concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new InvalidArgumentError(`concurrency must be a positive integer, got ${options.concurrency}`);
+    }
+    if (this.pool !== undefined && (typeof this.pool !== 'string' || this.pool === '')) {
+      throw new InvalidArgumentError(`pool must be a non-empty string, got ${JSON.stringify(this.pool)}`);
+    }
+    this.#tasks = resolveTasks(options.tasks);
+    this.#logger = options.logger.child({ component: 'tenaz.worker', workerId: this.id });
+    this.#slots = new Slots(this.concurrency);
+    this.#drops = new DropCounter(this.#logger, 'dropped a dispatch that is not a valid task run of a task served here');
+    this.#subject = options.subjects.worker(this.id);
+    this.#control = options.bus.subscribe(this.#subject, { callback: (delivery) => this.#onControl(delivery) });
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#ready = this.#start();
+    // A worker that cannot start is logged and closed; `ready()` tells callers why.
+    this.#ready.catch((err: unknown) => {
+      this.#logger.error({ err }, 'the worker could not start');
+      void this.close();
+    });
+  }
+
+  /** Resolves once the worker consumes from the stream; rejects if it could not start. */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** The names of the tasks served. */
+  get taskNames(): string[] {
+    return [...this.#tasks.keys()];
+  }
+
+  get stats(): WorkerStats {
+    return { running: this.#held.size, finished: this.#finished, dropped: this.#drops.count };
+  }
+
+  /** Resolves once the worker has stopped. Never rejects. */
+  closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  /** Stops taking task runs, lets the running ones finish within `graceMs`, hands the rest back, then stops. */
+  async drain(options: WorkerDrainOptions = {}): Promise<void> {
+    if (this.#state !== 'serving') return this.#closed;
+    this.#state = 'draining';
+    await this.#stopConsuming();
+    const graceMs = options.graceMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.#running), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    await this.#stop();
+  }
+
+  /** Stops now: running task bodies are aborted and handed back to their owners, who restart them. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return this.#closed;
+    this.#state = 'draining';
+    await this.#stopConsuming();
+    await this.#stop();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #start(): Promise<void> {
+    const { connection, subjects } = this.#internals;
+    const jsm = await jetstreamManager(connection);
+    await ensureTasksStream(jsm, subjects);
+    const js = jetstream(connection);
+    for (const [name, definition] of this.#tasks) {
+      const pool = this.pool ?? definition.options.pool ?? DEFAULT_POOL;
+      const consumerName = await ensureTaskConsumer(jsm, subjects, pool, name);
+      if (this.#state !== 'serving') return;
+      const consumer = await js.consumers.get(subjects.tasksStream, consumerName);
+      const messages = await consumer.consume({ max_messages: this.concurrency });
+      this.#consumers.push(messages);
+      void this.#consume(messages, definition);
+    }
+    this.#logger.info({ tasks: this.taskNames, pool: this.pool, concurrency: this.concurrency }, `Worker started; serving ${this.#tasks.size} task(s)`);
+  }
+
+  async #consume(messages: ConsumerMessages, definition: TaskDefinition): Promise<void> {
+    try {
+      for await (const message of messages) {
+        // A dispatch waiting for a free slot is marked in progress so that it is not delivered elsewhere meanwhile.
+        const keepAlive = setInterval(() => message.working(), DISPATCH_ACK_WAIT_MS / 2);
+        await this.#slots.acquire();
+        clearInterval(keepAlive);
+        if (this.#state !== 'serving') {
+          this.#slots.release();
+          message.nak();
+          continue;
+        }
+        const running = this.#take(message, definition).finally(() => {
+          this.#slots.release();
+          this.#running.delete(running);
+        });
+        this.#running.add(running);
+      }
+    } catch (err) {
+      if (this.#state === 'serving') this.#logger.error({ err, taskName: definition.options.name }, 'stopped taking task runs of this task');
+    }
+  }
+
+  /** One dispatch: validate, claim, run, report. Never throws. */
+  async #take(message: JsMsg, definition: TaskDefinition): Promise<void> {
+    const dispatch = this.#parseDispatch(message, definition);
+    if (dispatch === null) {
+      message.term();
+      return;
+    }
+    const accepted = await this.#claim(message, dispatch);
+    if (!accepted) return;
+    message.ack();
+    const held: HeldAttempt = { dispatch, controller: new AbortController() };
+    this.#held.set(dispatch.taskRunId, held);
+    this.#scheduleHeartbeats(dispatch.heartbeatMs);
+    try {
+      const outcome = await this.#run(held, definition);
+      if (!held.controller.signal.aborted || outcome.ok === false) await this.#deliver(dispatch, outcome);
+    } finally {
+      this.#held.delete(dispatch.taskRunId);
+      this.#finished += 1;
+    }
+  }
+
+  #parseDispatch(message: JsMsg, definition: TaskDefinition): TaskDispatch | null {
+    const decoded = parseMessage(message.data);
+    const parsed = decoded === null ? undefined : taskDispatchSchema.safeParse(decoded);
+    if (!parsed?.success) {
+      this.#drops.drop({ subject: message.subject, reason: decoded === null ? 'not a msgpack map with v and type' : 'not a task.dispatch' });
+      return null;
+    }
+    const dispatch = parsed.data;
+    if (dispatch.taskName !== definition.options.name) {
+      this.#drops.drop({ subject: message.subject, reason: `for task '${dispatch.taskName}' on the subject of '${definition.options.name}'` });
+      return null;
+    }
+    // The owner subject comes off the wire: only a plain owner subject of our namespace is ever requested.
+    const prefix = this.#internals.subjects.owner('x').slice(0, -1);
+    const ownerToken = dispatch.owner.slice(prefix.length);
+    if (!dispatch.owner.startsWith(prefix) || ownerToken === '' || /[.*>\s]/.test(ownerToken)) {
+      this.#drops.drop({ subject: message.subject, reason: 'the owner subject is not an owner subject' });
+      return null;
+    }
+    return dispatch;
+  }
+
+  /** Asks the owner for the attempt. Leaves the dispatch to be delivered again when the owner cannot answer now. */
+  async #claim(message: JsMsg, dispatch: TaskDispatch): Promise<boolean> {
+    const claim = wire<TaskClaim>({ type: 'task.claim', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, worker: this.#subject });
+    const fields = { taskRunId: dispatch.taskRunId, attempt: dispatch.attempt };
+    let reply: Delivery;
+    try {
+      reply = await this.#internals.bus.request(dispatch.owner, claim, { timeoutMs: CLAIM_TIMEOUT_MS });
+    } catch (err) {
+      const deliveries = message.info.deliveryCount;
+      if (deliveries >= MAX_OWNERLESS_DELIVERIES) {
+        this.#logger.warn({ ...fields, err, deliveries }, 'dropped a dispatch whose owner never answered');
+        message.term();
+      } else {
+        this.#logger.debug({ ...fields, err }, 'the owner did not answer the claim; the dispatch is delivered again later');
+        message.nak(1_000);
+      }
+      return false;
+    }
+    const parsed = claimReplySchema.safeParse(reply.message);
+    if (!parsed.success) {
+      this.#logger.warn(fields, 'the owner answered the claim with something else; the dispatch is delivered again later');
+      message.nak(1_000);
+      return false;
+    }
+    if (!parsed.data.accepted) {
+      // Another worker has it, or the attempt was given up: this copy of the dispatch is stale.
+      this.#logger.debug({ ...fields, reason: parsed.data.reason }, 'the owner refused the claim');
+      message.term();
+      return false;
+    }
+    return true;
+  }
+
+  async #run(held: HeldAttempt, definition: TaskDefinition): Promise<TaskOutcome> {
+    const { dispatch, controller } = held;
+    const base = { type: 'task.outcome' as const, taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id };
+    const context = new WorkerAttemptContext(this.#internals.orchestrator, dispatch, controller, this.#logger);
+    try {
+      const value = await runContextStorage.run(context, invokeBody, definition.fn, dispatch.args);
+      const where = findUnserializable(value);
+      if (where !== null) {
+        const error = new UnserializableResultError(`task '${dispatch.taskName}' returned a value that cannot be serialised: ${where}`);
+        return wire<TaskOutcome>({ ...base, ok: false, error: toWireError(error) });
+      }
+      return wire<TaskOutcome>({ ...base, ok: true, value });
+    } catch (thrown) {
+      // A body aborted because this worker stops is handed back as a crash: it runs again elsewhere.
+      const reason: unknown = controller.signal.reason;
+      const error = controller.signal.aborted && reason instanceof CrashedError ? reason : toError(thrown);
+      return wire<TaskOutcome>({ ...base, ok: false, error: toWireError(error) });
+    }
+  }
+
+  /** Hands the outcome to the owner, trying again while it does not answer (it may be reconnecting). */
+  async #deliver(dispatch: TaskDispatch, outcome: TaskOutcome): Promise<void> {
+    const fields = { taskRunId: dispatch.taskRunId, attempt: dispatch.attempt };
+    const { bus, connection } = this.#internals;
+    const maxPayload = connection.info?.max_payload ?? Infinity;
+    if (outcome.ok && encode(outcome).length > maxPayload) {
+      const error = new PayloadTooLargeError(`the result of task '${dispatch.taskName}' is larger than the server's ${maxPayload} bytes per message`);
+      outcome = wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error: toWireError(error) });
+    }
+    const deadline = Date.now() + OUTCOME_DELIVERY_MS;
+    let backoffMs = 100;
+    for (;;) {
+      try {
+        const reply = await bus.request(dispatch.owner, outcome, { timeoutMs: CLAIM_TIMEOUT_MS });
+        const parsed = outcomeReplySchema.safeParse(reply.message);
+        if (parsed.success && !parsed.data.accepted) this.#logger.info(fields, 'the owner had given the attempt up; its outcome was ignored');
+        return;
+      } catch (err) {
+        if (err instanceof ClosedError || Date.now() > deadline) {
+          this.#logger.warn({ ...fields, err }, 'could not hand the outcome to the owner; the owner restarts the task run');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+        backoffMs = Math.min(backoffMs * 2, 2_000);
+      }
+    }
+  }
+
+  #onControl(delivery: Delivery): void {
+    const parsed = taskCancelSchema.safeParse(delivery.message);
+    if (!parsed.success) {
+      this.#drops.drop({ subject: delivery.subject, reason: 'not a task.cancel' });
+      return;
+    }
+    const { taskRunId, attempt, reason } = parsed.data;
+    const held = this.#held.get(taskRunId);
+    if (held === undefined || held.dispatch.attempt !== attempt) return;
+    const name = held.dispatch.taskRunName;
+    held.controller.abort(
+      reason === 'attempt.timedOut'
+        ? new TaskTimeoutError(`task run '${name}' timed out`)
+        : new CancelledError(`task run '${name}' was ${reason === 'cancel' ? 'cancelled' : 'given up'}`),
+    );
+  }
+
+  #scheduleHeartbeats(heartbeatMs: number): void {
+    if (heartbeatMs >= this.#heartbeatMs && this.#heartbeatTimer !== undefined) return;
+    this.#heartbeatMs = Math.min(this.#heartbeatMs, heartbeatMs);
+    clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#heartbeatMs);
+  }
+
+  /** One heartbeat per owner, naming every attempt this worker holds for it. */
+  #heartbeat(): void {
+    if (this.#held.size === 0) return;
+    const byOwner = new Map<string, Array<[string, number]>>();
+    for (const { dispatch } of this.#held.values()) {
+      let runs = byOwner.get(dispatch.owner);
+      if (runs === undefined) byOwner.set(dispatch.owner, (runs = []));
+      runs.push([dispatch.taskRunId, dispatch.attempt]);
+    }
+    for (const [owner, runs] of byOwner) {
+      try {
+        this.#internals.bus.publish(owner, wire<TaskHeartbeat>({ type: 'task.heartbeat', workerId: this.id, runs }));
+      } catch (err) {
+        this.#logger.warn({ err }, 'could not send a heartbeat');
+      }
+    }
+  }
+
+  async #stopConsuming(): Promise<void> {
+    await Promise.allSettled(this.#consumers.map((messages) => messages.close()));
+  }
+
+  async #stop(): Promise<void> {
+    if (this.#state === 'closed') return this.#closed;
+    this.#state = 'closed';
+    // What still runs is handed back: its owner restarts it on another worker at once.
+    for (const held of this.#held.values()) held.controller.abort(new CrashedError('the worker running the task run stopped'));
+    await Promise.all(this.#running);
+    clearInterval(this.#heartbeatTimer);
+    this.#control.unsubscribe();
+    this.#logger.info({ finished: this.#finished }, 'Worker stopped');
+    this.#resolveClosed();
+  }
+}
+
+function resolveTasks(tasks: readonly unknown[] | undefined): Map<string, TaskDefinition> {
+  const served = new Map<string, TaskDefinition>();
+  const definitions: TaskDefinition[] = [];
+  if (tasks === undefined) {
+    for (const [name, list] of registeredTasks()) {
+      if (new Set(list.map((d) => d.fn)).size > 1) {
+        throw new InvalidArgumentError(`two different tasks are named '${name}'; a worker serves tasks by name, so names must be unique`);
+      }
+      definitions.push(list[0]!);
+    }
+  } else {
+    if (!Array.isArray(tasks)) throw new InvalidArgumentError('tasks must be an array of tasks made by task()');
+    for (const [index, value] of tasks.entries()) {
+      const definition = definitionOf(value);
+      if (definition?.kind !== 'task') throw new InvalidArgumentError(`tasks[${index}] is not a task made by task()`);
+      definitions.push(definition);
+    }
+  }
+  for (const definition of definitions) {
+    const name = definition.options.name;
+    const existing = served.get(name);
+    if (existing !== undefined && existing !== definition) {
+      throw new InvalidArgumentError(`two different tasks are named '${name}'; a worker serves tasks by name, so names must be unique`);
+    }
+    served.set(name, definition);
+  }
+  if (served.size === 0) throw new InvalidArgumentError('a worker needs at least one task to serve');
+  return served;
+}

@@ -2,7 +2,8 @@
  * Observer events: every transition of every flow run and task run.
  * Discriminated on `type`; every event carries the wire version `v`.
  */
-import type { RunState } from '../actors/state.js';
+import { z } from 'zod';
+import { STATE_TYPE_BY_NAME, type RunState, type StateName, type StateType } from '../actors/state.js';
 import type { BusMessage } from './bus/bus.js';
 
 export const EVENT_VERSION = 1;
@@ -42,4 +43,51 @@ export interface EventFilter {
   flowName?: string;
   flowRunId?: string;
   kind?: 'flow' | 'task';
+}
+
+const stateNames = Object.keys(STATE_TYPE_BY_NAME) as [StateName, ...StateName[]];
+const stateTypes = [...new Set(Object.values(STATE_TYPE_BY_NAME))] as [StateType, ...StateType[]];
+
+const runStateSchema = z.object({
+  type: z.enum(stateTypes),
+  name: z.enum(stateNames),
+  timestamp: z.number(),
+  attempt: z.number().int(),
+  message: z.string().optional(),
+  errorName: z.string().optional(),
+  errorCode: z.string().optional(),
+  scheduledAt: z.number().optional(),
+});
+
+const eventBase = {
+  v: z.literal(EVENT_VERSION),
+  seq: z.number().int().min(1),
+  flowName: z.string().optional(),
+  flowRunId: z.string().optional(),
+  state: runStateSchema,
+  tags: z.array(z.string()).default([]),
+};
+
+const runEventSchema = z.discriminatedUnion('type', [
+  z.looseObject({
+    ...eventBase,
+    type: z.literal('flow.state'),
+    flowName: z.string(),
+    flowRunId: z.string(),
+    flowRunName: z.string(),
+    parentFlowRunId: z.string().optional(),
+  }),
+  z.looseObject({
+    ...eventBase,
+    type: z.literal('task.state'),
+    taskName: z.string(),
+    taskRunId: z.string(),
+    taskRunName: z.string(),
+  }),
+]);
+
+/** A run event from the bus, or `null` when the message is not one (events may come from other processes). */
+export function parseRunEvent(message: BusMessage): RunEvent | null {
+  const parsed = runEventSchema.safeParse(message);
+  return parsed.success ? (parsed.data as unknown as RunEvent) : null;
 }

@@ -38,7 +38,7 @@ export interface NatsBusOptions {
   connection: NatsConnection;
   /** Whether the bus owns the connection: `close()` and `drain()` then close it too. @default false */
   owned?: boolean;
-  /** Receives warnings (dropped messages, callback errors); the bus logs under `component: 'nats-bus'`. */
+  /** Receives warnings (dropped messages, callback errors), under `component: 'nats-bus'` unless it has a component already. */
   logger: Logger;
   /**
    * Bytes of publishes held while the connection is down, replayed on reconnect. Past it,
@@ -154,7 +154,8 @@ export class NatsBus implements Bus {
     this.connection = connection;
     this.owned = options.owned ?? false;
     this.stats = this.#stats;
-    this.#logger = logger.child({ component: 'nats-bus' });
+    // A caller's own component binding wins: pino would print a second `component` key.
+    this.#logger = logger.bindings()['component'] === undefined ? logger.child({ component: 'nats-bus' }) : logger;
     this.#bufferLimit = bufferLimit;
     this.#dropWarnings = new Throttle(now);
     this.#unsentWarnings = new Throttle(now);
@@ -171,8 +172,11 @@ export class NatsBus implements Bus {
   /**
    * Publishes a message. While the connection is down the message is held and sent on
    * reconnect (see `reconnectBufferBytes`).
-   * @throws PayloadTooLargeError when the encoded message exceeds the server's `max_payload`;
-   *   it is not sent (checked here because nats.js would send it and have the server drop the connection)
+   * @throws PayloadTooLargeError when the encoded message exceeds the server's `max_payload`; nothing
+   *   is sent. Checked here against the last value seen, because nats.js skips its check while it
+   *   reconnects and the server would then drop the connection.
+   * @throws InvalidArgumentError for an invalid subject or reply subject, or a message msgpackr cannot encode
+   * @throws ClosedError once the bus is closed; DrainingError once an owned connection stops taking publishes
    */
   publish(subject: string, message: BusMessage, options?: { reply?: string }): void {
     this.#check();

@@ -95,7 +95,8 @@ export async function connectNats(option: NatsOption, logger: Logger): Promise<C
   if (isNatsConnection(option)) return { connection: option, owned: false };
   const options = await toConnectionOptions(typeof option === 'string' ? { servers: option } : option);
   const servers = describeServers(options.servers);
-  const log = logger.child({ component: 'nats' });
+  // A caller's own component binding wins: pino would print a second `component` key.
+  const log = logger.bindings()['component'] === undefined ? logger.child({ component: 'nats' }) : logger;
   let connection: NatsConnection;
   try {
     connection = await connect(options);

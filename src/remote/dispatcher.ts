@@ -13,7 +13,7 @@ import type { Bus, BusMessage, Delivery } from '../bus/bus.js';
 import { encode } from '../codec.js';
 import { PayloadTooLargeError } from '../errors.js';
 import type { Subjects } from '../subjects.js';
-import { DropCounter } from './drop-counter.js';
+import { DropCounter } from '../drop-counter.js';
 import { toOwnerSchema, wire, type ClaimReply, type OutcomeReply, type TaskCancel, type TaskDispatch, type TaskOutcome } from './messages.js';
 import { ensureTasksStream } from './streams.js';
 

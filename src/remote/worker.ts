@@ -31,7 +31,7 @@ import type { Subjects } from '../subjects.js';
 import { runContextStorage, invokeBody } from '../runtime/context.js';
 import { definitionOf, registeredTasks, type TaskDefinition } from '../runtime/definitions.js';
 import type { Orchestrator } from '../runtime/orchestrator.js';
-import { DropCounter } from './drop-counter.js';
+import { DropCounter } from '../drop-counter.js';
 import {
   claimReplySchema,
   outcomeReplySchema,

@@ -13,7 +13,8 @@ import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError } f
 import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
-import type { EventFilter, RunEvent } from '../events.js';
+import { parseRunEvent, type EventFilter, type RunEvent } from '../events.js';
+import { DropCounter } from '../drop-counter.js';
 import { createRootLogger } from '../log.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
@@ -224,11 +225,13 @@ export class Orchestrator implements AsyncDisposable {
   watch(filter: EventFilter = {}): EventStream {
     this.#check();
     const subscription = this.#engine.bus.subscribe(this.#engine.subjects.eventFilter(filter));
+    const drops = new DropCounter(this.#engine.engineLogger, 'dropped a message on an event subject that is not a run event');
     return {
       async *[Symbol.asyncIterator]() {
         for await (const delivery of subscription) {
-          const message = delivery.message;
-          if (message.type === 'flow.state' || message.type === 'task.state') yield message as unknown as RunEvent;
+          const event = parseRunEvent(delivery.message);
+          if (event) yield event;
+          else drops.drop({ subject: delivery.subject, type: delivery.message.type });
         }
       },
       close: () => subscription.unsubscribe(),

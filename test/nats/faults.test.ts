@@ -3,77 +3,18 @@
  * when workers die, stall, freeze or the server restarts. The test process owns
  * the flow runs; workers are separate processes killed with real signals.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createOrchestrator, type Orchestrator } from '../../src/runtime/orchestrator.js';
+import { describe, expect, it } from 'vitest';
 import type { TaskStateEvent } from '../../src/events.js';
-import { createMemoryLogger, recordEvents, type EventRecorder, type LogRecord } from '../unit/runtime/helpers.js';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
-import { HitServer, Processes } from '../support/processes.js';
-import { slowChain, spread, stalled } from '../fixtures/nats/tasks.js';
+import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
+import { slowChain, stalled } from '../fixtures/nats/tasks.js';
 
-const HEARTBEAT_TIMEOUT_MS = 600;
-
-let server: NatsServer;
-let hits: HitServer;
-let processes: Processes;
-let connection: NatsConnection;
-let owner: Orchestrator;
-let events: EventRecorder;
-let records: LogRecord[];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server?.dispose();
-});
-
-beforeEach(async () => {
-  if (server.pid === undefined) await server.start();
-  hits = new HitServer();
-  await hits.start();
-  processes = new Processes();
-  connection = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-  const memory = createMemoryLogger();
-  records = memory.records;
-  owner = createOrchestrator({ nats: connection, logger: memory.logger, heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS });
-  events = recordEvents(owner);
-});
-
-afterEach(async () => {
-  events.close();
-  await owner.close();
-  await connection.close();
-  await processes.stopAll();
-  await hits.stop();
-});
-
-function taskStates(): string[][] {
-  const byRun = new Map<string, string[]>();
-  for (const event of events.events) {
-    if (event.type !== 'task.state') continue;
-    const list = byRun.get(event.taskRunId) ?? [];
-    list.push(event.state.name);
-    byRun.set(event.taskRunId, list);
-  }
-  return [...byRun.values()];
-}
+// Short, so that crashes are found quickly; long enough that a loaded CI machine does not miss heartbeats.
+const HEARTBEAT_TIMEOUT_MS = 1_000;
+const fixture = useNatsFixture({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS });
 
 describe('task runs on worker processes', () => {
-  it('runs a flow of 50 tasks over 3 workers with the right result, spreading the work', async () => {
-    const workers = await Promise.all([1, 2, 3].map(() => processes.startWorker(server.url, 4)));
-    const result = await owner.start(spread, 50, 20).result();
-
-    expect(result.map((r) => r.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
-    const pids = new Set(result.map((r) => r.pid));
-    // Events travel over NATS: the flow's last one may come after its result.
-    await events.untilFlowEnds();
-    for (const worker of workers) expect(pids.has(worker.pid)).toBe(true);
-    for (const states of taskStates()) expect(states).toEqual(['Pending', 'Running', 'Completed']);
-  });
-
   it('restarts on another worker a task run whose worker was SIGKILLed, and the flow completes', async () => {
+    const { processes, server, owner, events, hits } = fixture;
     const [first, second] = await Promise.all([processes.startWorker(server.url, 1), processes.startWorker(server.url, 1)]);
     const run = owner.start(slowChain, 3, 300, hits.url);
     const started = await hits.until((hit) => hit.what === 'start-1');
@@ -93,6 +34,7 @@ describe('task runs on worker processes', () => {
   });
 
   it('leaves a stalled but living worker to the task timeout, not to crash detection', async () => {
+    const { processes, server, owner, events, hits } = fixture;
     await processes.startWorker(server.url, 2);
     const result = await owner.start(stalled, hits.url).result();
 
@@ -105,6 +47,7 @@ describe('task runs on worker processes', () => {
   });
 
   it('ignores the late result of a frozen worker (SIGSTOP, then SIGCONT) and keeps the new one', async () => {
+    const { processes, server, owner, events, hits, records } = fixture;
     const [first, second] = await Promise.all([processes.startWorker(server.url, 1), processes.startWorker(server.url, 1)]);
     const run = owner.start(slowChain, 1, 400, hits.url);
     const started = await hits.until((hit) => hit.what === 'start-0');
@@ -124,6 +67,7 @@ describe('task runs on worker processes', () => {
   });
 
   it('completes a flow across a nats-server restart in the middle of it', async () => {
+    const { processes, server, owner, hits } = fixture;
     await processes.startWorker(server.url, 2);
     const run = owner.start(slowChain, 6, 150, hits.url);
     await hits.until((hit) => hit.what === 'start-2');
@@ -134,11 +78,3 @@ describe('task runs on worker processes', () => {
     expect(result.map((r) => r.i)).toEqual([0, 1, 2, 3, 4, 5]);
   }, 30_000);
 });
-
-async function waitFor(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -1,10 +1,14 @@
+/**
+ * The NATS bus against real nats-server processes: the shared Bus contract, untrusted bytes
+ * on the wire, connection ownership, a server restart, and connectNats with authentication.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { connect, nkeys, type NatsConnection, type Status } from '@nats-io/transport-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Delivery } from '../../src/bus/bus.js';
 import { createNatsBus } from '../../src/bus/nats.js';
 import { ClosedError, ConnectionFailedError, InvalidArgumentError, InvalidMessageError, PayloadTooLargeError } from '../../src/errors.js';
@@ -331,16 +335,14 @@ describe('connectNats', () => {
     expect(resolveNatsOption(explicit, { TENAZ_NATS_URL: server.url })).toBe(explicit);
     expect(resolveNatsOption(undefined, {})).toBeUndefined();
     expect(resolveNatsOption(undefined, { TENAZ_NATS_URL: '  ' })).toBeUndefined();
-    const previous = process.env['TENAZ_NATS_URL'];
-    process.env['TENAZ_NATS_URL'] = server.url;
+    vi.stubEnv('TENAZ_NATS_URL', server.url);
     try {
       const option = resolveNatsOption();
       expect(option).toBe(server.url);
       const { connection } = await connectTracked(option as string);
       expect(connection.getServer()).toBe(`127.0.0.1:${server.port}`);
     } finally {
-      if (previous === undefined) delete process.env['TENAZ_NATS_URL'];
-      else process.env['TENAZ_NATS_URL'] = previous;
+      vi.unstubAllEnvs();
     }
   });
 

@@ -1,0 +1,91 @@
+/**
+ * Garbage on every subject tenaz uses, while flows run: random bytes, msgpack
+ * of the wrong shape, messages that look right but name nothing real, huge
+ * payloads, dispatches of unknown tasks. No process crashes, the flows in
+ * progress finish with the right results, and later flows run as before.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
+import { Packr } from 'msgpackr';
+import { parseMessage } from '../../src/codec.js';
+import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
+import { spread } from '../fixtures/nats/tasks.js';
+
+const fixture = useNatsFixture();
+const packr = new Packr({ useRecords: false });
+
+function garbage(): Uint8Array[] {
+  const run = { taskRunId: 'no-such-run', attempt: 1, workerId: 'w', worker: 'tenaz.worker.w' };
+  return [
+    new Uint8Array(),
+    randomBytes(1),
+    randomBytes(64),
+    randomBytes(900 * 1024),
+    packr.pack([1, 2, 3]),
+    packr.pack('a string'),
+    packr.pack({ v: 1 }),
+    packr.pack({ v: 99, type: 'task.dispatch' }),
+    packr.pack({ v: 1, type: 'unknown.type', x: 1 }),
+    packr.pack({ v: 1, type: 'flow.state', seq: 'x', state: null }),
+    packr.pack({ v: 1, type: 'task.claim', ...run }),
+    packr.pack({ v: 1, type: 'task.heartbeat', workerId: 'w', runs: [['no-such-run', 1], ['x', -1]] }),
+    packr.pack({ v: 1, type: 'task.outcome', ...run, ok: true, value: 'forged' }),
+    packr.pack({ v: 1, type: 'task.cancel', taskRunId: 'no-such-run', attempt: 1, reason: 'cancel' }),
+    packr.pack({ v: 1, type: 'task.dispatch', taskRunId: 'r', taskRunName: 'r', taskName: 'whoami', attempt: 1, args: [1, 0], owner: '>', heartbeatMs: 100, idempotencyKey: 'k' }),
+    packr.pack({ v: 1, type: 'task.dispatch', taskRunId: 'r', taskRunName: 'r', taskName: 'whoami', attempt: 1, args: [1, 0], owner: 'tenaz.owner.nobody', heartbeatMs: 100, idempotencyKey: 'k' }),
+    packr.pack({ v: 1, type: 'task.dispatch', taskRunId: 'r', taskRunName: 'r', taskName: 'no-such-task', attempt: 1, args: [], owner: 'tenaz.owner.nobody', heartbeatMs: 100, idempotencyKey: 'k' }),
+  ];
+}
+
+describe('garbage on every subject', () => {
+  it('crashes no process and loses no flow', async () => {
+    const { processes, server, owner, events } = fixture;
+    const workers = await Promise.all([processes.startWorker(server.url, 4), processes.startWorker(server.url, 4)]);
+
+    // Learn the owner's and the workers' subjects the way an attacker on the bus could.
+    const tap = await connect({ servers: server.url });
+    const seen = new Set<string>();
+    tap.subscribe('tenaz.owner.>', {
+      callback: (_, msg) => {
+        seen.add(msg.subject);
+        const worker = parseMessage(msg.data)?.worker;
+        if (typeof worker === 'string') seen.add(worker);
+      },
+    });
+    const run = owner.start(spread, 40, 30);
+    await waitFor(() => [...seen].some((s) => s.startsWith('tenaz.worker.')), 10_000, 'a claim on the bus');
+
+    const subjects = [
+      ...seen,
+      'tenaz.task.default.whoami',
+      'tenaz.task.default.slow-step',
+      'tenaz.task.default.no-such-task',
+      'tenaz.task.other-pool.whoami',
+      'tenaz.evt.spread.x.flow',
+      'tenaz.evt.spread.x.task.whoami.y',
+      'tenaz.log.spread.x.y',
+      'tenaz.ctl.x',
+      'tenaz.owner.nobody',
+      'tenaz.worker.nobody',
+    ];
+    for (const subject of subjects) for (const bytes of garbage()) tap.publish(subject, bytes);
+    await tap.flush();
+
+    const result = await run.result();
+    expect(result.map((r) => r.i)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+
+    // Everything still works after the flood.
+    const again = await owner.start(spread, 10, 0).result();
+    expect(again).toHaveLength(10);
+    await events.untilFlowEnds();
+    for (const worker of workers) expect(worker.child.exitCode).toBeNull();
+    // The garbage did arrive, and was dropped where it landed.
+    await waitFor(() => workers.some((w) => w.logs().includes('dropped a dispatch that is not a valid task run')), 10_000, 'a dropped dispatch');
+    await waitFor(() => fixture.records.some((r) => r.msg === 'dropped a message to this owner that is not a claim, heartbeat or outcome'), 10_000, 'a dropped owner message');
+    await waitFor(() => fixture.records.some((r) => r.msg === 'dropped a message on an event subject that is not a run event'), 10_000, 'a dropped event');
+    const flowEnds = events.flowEvents().filter((e) => e.state.name === 'Completed');
+    expect(flowEnds.length).toBeGreaterThanOrEqual(1);
+    await tap.close();
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * Workers as a user sees them: cancellation reaches bodies in other processes,
+ * a task run with no worker waits (with a warning) until one comes,
+ * concurrency holds, and a worker that closes hands its runs back.
+ */
+import { describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import { createOrchestrator } from '../../src/runtime/orchestrator.js';
+import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
+import { busyFanOut, cancellable, slowChain, spread } from '../fixtures/nats/tasks.js';
+
+// Default heartbeat timeout: nothing here is about crashes, and a loaded machine must not fake one.
+const fixture = useNatsFixture({ claimWarningMs: 300 });
+
+function taskStates(): string[][] {
+  const { events } = fixture;
+  const byRun = new Map<string, string[]>();
+  for (const event of events.events) {
+    if (event.type !== 'task.state') continue;
+    const list = byRun.get(event.taskRunId) ?? [];
+    list.push(event.state.name);
+    byRun.set(event.taskRunId, list);
+  }
+  return [...byRun.values()];
+}
+
+
+describe('workers', () => {
+  it('runs a flow of 50 tasks over 3 workers with the right result, spreading the work', async () => {
+    const { processes, server, owner, events } = fixture;
+    const workers = await Promise.all([1, 2, 3].map(() => processes.startWorker(server.url, 4)));
+    const result = await owner.start(spread, 50, 20).result();
+
+    expect(result.map((r) => r.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const pids = new Set(result.map((r) => r.pid));
+    // Events travel over NATS: the flow's last one may come after its result.
+    await events.untilFlowEnds();
+    for (const worker of workers) expect(pids.has(worker.pid)).toBe(true);
+    for (const states of taskStates()) expect(states).toEqual(['Pending', 'Running', 'Completed']);
+  });
+
+  it('cancels a flow run: the body on the worker sees its signal abort, and the runs end Cancelled', async () => {
+    const { processes, server, owner, events, hits } = fixture;
+    await processes.startWorker(server.url, 2);
+    const run = owner.start(cancellable, hits.url);
+    await hits.until((hit) => hit.what === 'start');
+    run.cancel();
+
+    await expect(run.result()).rejects.toMatchObject({ code: 'CANCELLED' });
+    const aborted = await hits.until((hit) => hit.what === 'aborted');
+    expect(aborted.attempt).toBe(1);
+    await events.untilFlowEnds();
+    expect(events.flowEvents().at(-1)?.state.name).toBe('Cancelled');
+    expect(events.taskEvents().at(-1)?.state.name).toBe('Cancelled');
+  });
+
+  it('keeps a task run that no worker can take Pending, warns, and runs it once a worker comes', async () => {
+    const { processes, server, owner, events, hits, records } = fixture;
+    const run = owner.start(slowChain, 1, 10, hits.url);
+    await waitFor(() => records.some((r) => String(r.msg).includes('is waiting for a worker')), 5_000, 'the warning');
+    expect(events.taskEvents().map((e) => e.state.name)).toEqual(['Pending']);
+
+    await processes.startWorker(server.url, 1);
+    const result = await run.result();
+    expect(result).toHaveLength(1);
+  });
+
+  it('runs at most `concurrency` task bodies at once on a worker', async () => {
+    const { processes, server, owner, hits } = fixture;
+    const worker = await processes.startWorker(server.url, 2);
+    await owner.start(busyFanOut, 6, 150, hits.url).result();
+
+    let running = 0;
+    let most = 0;
+    for (const hit of [...hits.hits].sort((a, b) => a.at - b.at)) {
+      running += hit.what.startsWith('start') ? 1 : -1;
+      most = Math.max(most, running);
+    }
+    expect(hits.hits.every((hit) => hit.pid === worker.pid)).toBe(true);
+    expect(most).toBe(2);
+  });
+
+  it('hands the runs of a closing worker back to their owner, which restarts them at once on another worker', async () => {
+    const { processes, server, owner, events, hits } = fixture;
+    const connection = await connect({ servers: server.url });
+    const local = createOrchestrator({ nats: connection, logger: pino({ level: 'silent' }), execution: 'local' });
+    try {
+      // This in-process worker takes the first task; a worker process waits beside it.
+      const worker = local.worker({ concurrency: 1 });
+      await worker.ready();
+      const run = owner.start(slowChain, 1, 60_000, hits.url);
+      await hits.until((hit) => hit.what === 'start-0');
+      const other = await processes.startWorker(server.url, 1);
+      await worker.close();
+      await hits.until((hit) => hit.what === 'start-0' && hit.pid === other.pid);
+      run.cancel();
+      await run.result().catch(() => undefined);
+      const retry = events.taskEvents().find((e) => e.state.name === 'AwaitingRetry');
+      expect(retry?.state.errorCode).toBe('CRASHED');
+      // Handed back by the worker, not found out by missed heartbeats.
+      expect(retry?.state.message).toBe('the worker running the task run stopped');
+    } finally {
+      await local.close();
+      await connection.close();
+    }
+  });
+});

@@ -10,6 +10,8 @@
  * task-run machine marks the attempt `Crashed`.
  */
 import { randomUUID } from 'node:crypto';
+import { createActor, type Actor } from 'xstate';
+import { workerMachine } from '../../actors/worker.js';
 import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -54,10 +56,12 @@ export interface WorkerOptions {
   pool?: string;
   /** Task runs executed at once. @default 16 */
   concurrency?: number;
+  /** How long `drain()` lets running bodies finish before handing them back, in ms. @default 30000 */
+  graceMs?: number;
 }
 
 export interface WorkerDrainOptions {
-  /** How long running task bodies may take before they are aborted and handed back, in ms. @default 30000 */
+  /** How long running task bodies may take before they are aborted and handed back, in ms. @default the worker's `graceMs` */
   graceMs?: number;
 }
 
@@ -85,6 +89,7 @@ interface HeldAttempt {
 }
 
 const DEFAULT_CONCURRENCY = 16;
+const DEFAULT_GRACE_MS = 30_000;
 const CLAIM_TIMEOUT_MS = 5_000;
 /** How long a worker keeps trying to hand an outcome to an owner that does not answer. */
 const OUTCOME_DELIVERY_MS = 60_000;
@@ -106,10 +111,13 @@ export class TaskWorker implements AsyncDisposable {
   readonly #consumers: ConsumerMessages[] = [];
   readonly #control: Subscription;
   readonly #ready: Promise<void>;
+  #resolveReady!: () => void;
+  #rejectReady!: (error: unknown) => void;
+  readonly #actor: Actor<typeof workerMachine>;
+  #consuming = false;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #heartbeatMs = Infinity;
   #finished = 0;
-  #state: 'serving' | 'draining' | 'closed' = 'serving';
   readonly #closed: Promise<void>;
   #resolveClosed!: () => void;
 
@@ -130,12 +138,31 @@ export class TaskWorker implements AsyncDisposable {
     this.#subject = options.subjects.worker(this.id);
     this.#control = options.bus.subscribe(this.#subject, { callback: (delivery) => this.#onControl(delivery) });
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#ready = this.#start();
-    // A worker that cannot start is logged and closed; `ready()` tells callers why.
-    this.#ready.catch((err: unknown) => {
-      this.#logger.error({ err }, 'the worker could not start');
-      void this.close();
+    this.#ready = new Promise((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
     });
+    // `ready()` is optional for callers: a start failure is logged, never left unhandled.
+    this.#ready.catch(() => {});
+    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+    if (!Number.isFinite(graceMs) || graceMs < 0) throw new InvalidArgumentError(`graceMs must be a number of ms, got ${options.graceMs}`);
+    const machine = workerMachine.provide({
+      actions: {
+        startConsuming: () => {
+          this.#start().then(
+            () => this.#actor.send({ type: 'consuming' }),
+            (error: unknown) => this.#actor.send({ type: 'startFailed', error }),
+          );
+        },
+        stopConsuming: () => void this.#stopConsuming(),
+        // Aborting runs the bodies' abort listeners: not inside the machine's action.
+        handBack: () => queueMicrotask(() => this.#handBack()),
+        stopped: ({ context }) => this.#onStopped(context.startError),
+      },
+    });
+    this.#actor = createActor(machine, { input: { graceMs } });
+    this.#actor.subscribe({ error: (err) => this.#logger.error({ err }, 'the worker failed inside tenaz') });
+    this.#actor.start();
   }
 
   /** Resolves once the worker consumes from the stream; rejects if it could not start. */
@@ -158,27 +185,23 @@ export class TaskWorker implements AsyncDisposable {
   }
 
   /** Stops taking task runs, lets the running ones finish within `graceMs`, hands the rest back, then stops. */
-  async drain(options: WorkerDrainOptions = {}): Promise<void> {
-    if (this.#state !== 'serving') return this.#closed;
-    this.#state = 'draining';
-    await this.#stopConsuming();
-    const graceMs = options.graceMs ?? 30_000;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.#running), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-    clearTimeout(timer);
-    await this.#stop();
+  drain(options: WorkerDrainOptions = {}): Promise<void> {
+    this.#actor.send({ type: 'drain', graceMs: options.graceMs });
+    return this.#closed;
   }
 
   /** Stops now: running task bodies are aborted and handed back to their owners, who restart them. */
-  async close(): Promise<void> {
-    if (this.#state === 'closed') return this.#closed;
-    this.#state = 'draining';
-    await this.#stopConsuming();
-    await this.#stop();
+  close(): Promise<void> {
+    this.#actor.send({ type: 'close' });
+    return this.#closed;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  get #serving(): boolean {
+    return this.#actor.getSnapshot().value === 'Serving';
   }
 
   async #start(): Promise<void> {
@@ -189,13 +212,15 @@ export class TaskWorker implements AsyncDisposable {
     for (const [name, definition] of this.#tasks) {
       const pool = this.pool ?? definition.options.pool ?? DEFAULT_POOL;
       const consumerName = await ensureTaskConsumer(jsm, subjects, pool, name);
-      if (this.#state !== 'serving') return;
+      if (this.#actor.getSnapshot().value !== 'Starting') return;
       const consumer = await js.consumers.get(subjects.tasksStream, consumerName);
       const messages = await consumer.consume({ max_messages: this.concurrency });
       this.#consumers.push(messages);
       void this.#consume(messages, definition);
     }
+    this.#consuming = true;
     this.#logger.info({ tasks: this.taskNames, pool: this.pool, concurrency: this.concurrency }, `Worker started; serving ${this.#tasks.size} task(s)`);
+    this.#resolveReady();
   }
 
   async #consume(messages: ConsumerMessages, definition: TaskDefinition): Promise<void> {
@@ -205,7 +230,7 @@ export class TaskWorker implements AsyncDisposable {
         const keepAlive = setInterval(() => message.working(), DISPATCH_ACK_WAIT_MS / 2);
         await this.#slots.acquire();
         clearInterval(keepAlive);
-        if (this.#state !== 'serving') {
+        if (!this.#serving) {
           this.#slots.release();
           message.nak();
           continue;
@@ -217,7 +242,7 @@ export class TaskWorker implements AsyncDisposable {
         this.#running.add(running);
       }
     } catch (err) {
-      if (this.#state === 'serving') this.#logger.error({ err, taskName: definition.options.name }, 'stopped taking task runs of this task');
+      if (this.#serving) this.#logger.error({ err, taskName: definition.options.name }, 'stopped taking task runs of this task');
     }
   }
 
@@ -232,14 +257,23 @@ export class TaskWorker implements AsyncDisposable {
     if (!accepted) return;
     message.ack();
     const held: HeldAttempt = { dispatch, controller: new AbortController() };
+    if (this.#actor.getSnapshot().status === 'done') {
+      // Claimed while the worker stopped: hand it straight back.
+      held.controller.abort(new CrashedError('the worker running the task run stopped'));
+      const error = toWireError(held.controller.signal.reason);
+      await this.#deliver(dispatch, wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error }));
+      return;
+    }
     this.#held.set(dispatch.taskRunId, held);
     this.#scheduleHeartbeats(dispatch.heartbeatMs);
+    this.#actor.send({ type: 'run.taken' });
     try {
       const outcome = await this.#run(held, definition);
       if (!held.controller.signal.aborted || outcome.ok === false) await this.#deliver(dispatch, outcome);
     } finally {
       this.#held.delete(dispatch.taskRunId);
       this.#finished += 1;
+      this.#actor.send({ type: 'run.finished' });
     }
   }
 
@@ -389,18 +423,28 @@ export class TaskWorker implements AsyncDisposable {
   }
 
   async #stopConsuming(): Promise<void> {
+    if (!this.#consuming) return;
+    this.#consuming = false;
     await Promise.allSettled(this.#consumers.map((messages) => messages.close()));
   }
 
-  async #stop(): Promise<void> {
-    if (this.#state === 'closed') return this.#closed;
-    this.#state = 'closed';
-    // What still runs is handed back: its owner restarts it on another worker at once.
-    for (const held of this.#held.values()) held.controller.abort(new CrashedError('the worker running the task run stopped'));
-    await Promise.all(this.#running);
+  /** What still runs is handed back: its owner restarts it on another worker at once. */
+  #handBack(): void {
+    for (const held of this.#held.values()) {
+      if (!held.controller.signal.aborted) held.controller.abort(new CrashedError('the worker running the task run stopped'));
+    }
+  }
+
+  #onStopped(startError: unknown): void {
     clearInterval(this.#heartbeatTimer);
     this.#control.unsubscribe();
-    this.#logger.info({ finished: this.#finished }, 'Worker stopped');
+    if (startError !== undefined) {
+      this.#logger.error({ err: startError }, 'the worker could not start');
+      this.#rejectReady(startError);
+    } else {
+      this.#rejectReady(new ClosedError('the worker stopped before it started'));
+      this.#logger.info({ finished: this.#finished }, 'Worker stopped');
+    }
     this.#resolveClosed();
   }
 }

@@ -47,14 +47,23 @@ async function installHooks(): Promise<void> {
 }
 
 /**
+ * Checks that `file` (relative to `cwd`) is a file, before a command spends
+ * time connecting to a server; `loadFlowFile` checks again.
+ */
+export function assertFlowFile(file: string, cwd: string): void {
+  const path = resolve(cwd, file);
+  if (!existsSync(path)) throw new CliError(`no such file: ${file}`);
+  if (statSync(path).isDirectory()) throw new CliError(`${file} is a directory; give a TypeScript or JavaScript file`);
+}
+
+/**
  * Imports `file` (relative to `cwd`) and returns its exports. A missing file
  * or one that fails to load (syntax error, throwing module code) is a
  * `CliError` with a one-line message.
  */
 export async function loadFlowFile(file: string, cwd: string): Promise<Record<string, unknown>> {
+  assertFlowFile(file, cwd);
   const path = resolve(cwd, file);
-  if (!existsSync(path)) throw new CliError(`no such file: ${file}`);
-  if (statSync(path).isDirectory()) throw new CliError(`${file} is a directory; give the file that defines the flow`);
   await installHooks();
   try {
     return (await import(pathToFileURL(path).href)) as Record<string, unknown>;

@@ -5,9 +5,15 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { NAMESPACE_ENV, NATS_URL_ENV } from './connection.js';
 import { CliError } from './errors.js';
-import { runCommand, type CliStreams, type RunCommandOptions } from './run.js';
+import { runCommand, type RunCommandOptions } from './run.js';
+import { processStreams, type CliStreams } from './streams.js';
+import { watchCommand, type WatchCommandOptions } from './watch.js';
+import { DEFAULT_WORKER_GRACE_MS, workerCommand, type WorkerCommandOptions } from './worker.js';
+
+export type { CliStreams } from './streams.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -24,24 +30,81 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
       outputError: (text, write) => write(`tenaz: ${text.replace(/^error: /, '')}`),
     });
 
-  program
+  const run = program
     .command('run')
-    .description('Run a flow from a TypeScript or JavaScript file and print its result as JSON.')
+    .description('Run a flow from a TypeScript or JavaScript file and print its result as JSON; with NATS, its tasks run on workers.')
     .argument('<file>', 'file that exports the flow, relative to the current directory')
     .option('-p, --param <key=value>', 'a flow parameter; the value is JSON when it parses, else a string (repeatable)', collect)
-    .option('-f, --flow <name>', 'flow name or export name, when the file exports several flows')
-    .addOption(new Option('--log-format <format>', 'log line format').choices(['pretty', 'json', 'auto']))
-    .addOption(new Option('--log-level <level>', 'lowest level logged').choices(LOG_LEVELS))
+    .option('-f, --flow <name>', 'flow name or export name, when the file exports several flows');
+  addConnectionOptions(run, 'run the flow here and its tasks on workers; without it, everything runs in this process');
+  addLogOptions(run)
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  tenaz run examples/get-repo-info.ts --param repo=PrefectHQ/prefect\n' +
         '  tenaz run flows.ts --flow nightly --param limit=10 --param \'tags=["a","b"]\'\n' +
-        '  tenaz run flows.ts --param \'version="1.0"\'   # quoted JSON keeps a string a string',
+        '  tenaz run flows.ts --param \'version="1.0"\'   # quoted JSON keeps a string a string\n' +
+        '  tenaz run flows.ts --nats nats://127.0.0.1:4222   # tasks run on `tenaz worker` processes',
     )
     .action(async (file: string, options: RunCommandOptions) => onExit(await runCommand(file, options, io)));
 
+  const worker = program
+    .command('worker')
+    .description('Run the task runs that flows dispatch over NATS, for the tasks a file defines, until SIGINT or SIGTERM.')
+    .argument('<file>', 'file that defines the tasks with task(), relative to the current directory')
+    .option('--pool <name>', "take task runs of this pool (default: each task's own pool option, else 'default')")
+    .option('-c, --concurrency <n>', 'task runs executed at once (default: 16)', parsePositiveInteger)
+    .option('--grace-ms <ms>', `on the first signal, how long running task runs may take to finish (default: ${DEFAULT_WORKER_GRACE_MS})`, parseNonNegativeInteger);
+  addConnectionOptions(worker, 'required');
+  addLogOptions(worker)
+    .addHelpText(
+      'after',
+      '\nThe first SIGINT or SIGTERM drains: no new task runs, running ones get --grace-ms to finish,\n' +
+        'then the worker exits 0. A second signal stops at once: running task runs are handed back\n' +
+        'to the processes that own them, which start them again on another worker.\n' +
+        '\nExamples:\n' +
+        '  tenaz worker flows.ts --nats nats://127.0.0.1:4222\n' +
+        '  TENAZ_NATS_URL=nats://10.0.0.5:4222 tenaz worker flows.ts --pool gpu --concurrency 2',
+    )
+    .action(async (file: string, options: WorkerCommandOptions) => onExit(await workerCommand(file, options, io)));
+
+  const watch = program
+    .command('watch')
+    .description('Print every state change of flow runs and task runs as it happens, until SIGINT or SIGTERM.')
+    .option('-f, --flow <name>', 'only runs of this flow')
+    .option('-r, --run <id>', 'only this flow run (its id) and its task runs')
+    .addOption(new Option('--kind <kind>', 'only flow run events or only task run events').choices(['flow', 'task']))
+    .option('--json', 'print each event as one JSON object per line');
+  addConnectionOptions(watch, 'required');
+  addLogOptions(watch, 'warn')
+    .addHelpText(
+      'after',
+      '\nOutput, one line per event (local time):\n' +
+        "  18:02:04.289 | flow etl 'light-potoo' → Running\n" +
+        "  18:02:04.301 | task double-3 'light-potoo' → Completed\n" +
+        "  18:02:04.420 | task fetch-0 'light-potoo' → AwaitingRetry (retry in 200 ms): Error: HTTP 503\n" +
+        "  18:02:04.622 | task fetch-0 'light-potoo' → Running (attempt 2)\n" +
+        '\nExamples:\n' +
+        '  tenaz watch --nats nats://127.0.0.1:4222\n' +
+        '  tenaz watch --flow etl --json | jq .state.name',
+    )
+    .action(async (options: WatchCommandOptions) => onExit(await watchCommand(options, io)));
+
   return program;
+}
+
+/** `--nats` and `--namespace`, with their environment variables. `usage` says what NATS does for the command. */
+function addConnectionOptions(command: Command, usage: string): Command {
+  const nats = usage === 'required' ? 'NATS server URL(s), comma-separated (required)' : `NATS server URL(s), comma-separated: ${usage}`;
+  return command
+    .addOption(new Option('--nats <url>', nats).env(NATS_URL_ENV))
+    .addOption(new Option('--namespace <ns>', "prefix of every subject, to keep deployments apart (default: 'tenaz')").env(NAMESPACE_ENV));
+}
+
+function addLogOptions(command: Command, defaultLevel = 'info'): Command {
+  return command
+    .addOption(new Option('--log-format <format>', 'log line format (default: pretty on a terminal, else json)').choices(['pretty', 'json', 'auto']).env('TENAZ_LOG_FORMAT'))
+    .addOption(new Option('--log-level <level>', `lowest level logged (default: ${defaultLevel})`).choices(LOG_LEVELS).env('TENAZ_LOG_LEVEL'));
 }
 
 /**
@@ -77,8 +140,16 @@ export async function runCli(argv: readonly string[] = process.argv): Promise<ne
   process.exit(code);
 }
 
-function processStreams(): CliStreams {
-  return { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd() };
+function parsePositiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
+  return n;
+}
+
+function parseNonNegativeInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number of ms, 0 or more.');
+  return n;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {

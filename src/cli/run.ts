@@ -1,37 +1,29 @@
 /**
  * `tenaz run FILE`: loads the file, starts one of its flows on a fresh
  * orchestrator, waits for the run, prints its result as JSON and says by the
- * exit code how it ended (0 Completed, 1 any other final state).
+ * exit code how it ended (0 Completed, 1 any other final state). With NATS
+ * (`--nats`, `TENAZ_NATS_URL`) the flow runs here and its task runs on workers.
  */
 import { inspect } from 'node:util';
-import type { LevelWithSilent } from 'pino';
 import { formatState, type RunState } from '../../actors/state.js';
-import type { LogFormat } from '../log.js';
 import { createRootLogger } from '../log.js';
 import { setDefaultOrchestrator } from '../runtime/ambient.js';
 import type { FlowRun } from '../runtime/handles.js';
-import { createOrchestrator } from '../runtime/orchestrator.js';
-import { loadFlowFile } from './load.js';
+import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { assertFlowFile, loadFlowFile } from './load.js';
 import { parseParamArgs, toFlowArgs } from './params.js';
 import { selectFlow } from './select.js';
+import { SHUTDOWN_SIGNALS, exitCodeOf } from './shutdown.js';
+import type { CliStreams } from './streams.js';
+
+export type { CliStreams } from './streams.js';
 
 /** Options of `tenaz run`, as commander parses them. */
-export interface RunCommandOptions {
+export interface RunCommandOptions extends ConnectionFlags, LogFlags {
   /** `key=value` pairs, one per `--param`. */
   param?: string[];
   /** Flow name or export name to run when the file exports several flows. */
   flow?: string;
-  /** @default env TENAZ_LOG_FORMAT or 'auto' (pretty on a terminal, JSON elsewhere) */
-  logFormat?: LogFormat;
-  /** @default env TENAZ_LOG_LEVEL or 'info' */
-  logLevel?: LevelWithSilent;
-}
-
-/** Where the command reads and writes; the process's own streams outside tests. */
-export interface CliStreams {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
-  cwd: string;
 }
 
 /**
@@ -41,8 +33,9 @@ export interface CliStreams {
  */
 export async function runCommand(file: string, options: RunCommandOptions, io: CliStreams): Promise<number> {
   const values = parseParamArgs(options.param ?? []);
+  assertFlowFile(file, io.cwd);
   const logger = createRootLogger({ format: options.logFormat, level: options.logLevel, destination: io.stdout });
-  const orchestrator = createOrchestrator({ logger });
+  const { orchestrator } = await openOrchestrator(options, { command: 'run', logger });
   // Before the import, so that flows the file runs at module level use this orchestrator too.
   const previous = setDefaultOrchestrator(orchestrator);
   try {
@@ -63,20 +56,20 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   }
 }
 
-/** The first Ctrl-C cancels the run (its tasks see their signals abort); a second one leaves at once. */
+/** The first SIGINT or SIGTERM cancels the run (its tasks see their signals abort); a second one leaves at once. */
 async function waitInterruptibly(run: FlowRun, io: CliStreams): Promise<RunState> {
   let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) process.exit(130);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) process.exit(exitCodeOf(signal));
     interrupted = true;
     io.stderr.write(`tenaz: cancelling flow run '${run.name}'; press Ctrl-C again to stop at once\n`);
     run.cancel('interrupted');
   };
-  process.on('SIGINT', onSignal);
+  for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal);
   try {
     return await run.wait();
   } finally {
-    process.off('SIGINT', onSignal);
+    for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal);
   }
 }
 

@@ -86,6 +86,8 @@ interface WorkerInternals {
 interface HeldAttempt {
   readonly dispatch: TaskDispatch;
   readonly controller: AbortController;
+  /** Handed back to the owner: the body's own outcome, if it ever comes, is not sent. */
+  handedBack: boolean;
 }
 
 const DEFAULT_CONCURRENCY = 16;
@@ -256,12 +258,10 @@ export class TaskWorker implements AsyncDisposable {
     const accepted = await this.#claim(message, dispatch);
     if (!accepted) return;
     message.ack();
-    const held: HeldAttempt = { dispatch, controller: new AbortController() };
+    const held: HeldAttempt = { dispatch, controller: new AbortController(), handedBack: false };
     if (this.#actor.getSnapshot().status === 'done') {
       // Claimed while the worker stopped: hand it straight back.
-      held.controller.abort(new CrashedError('the worker running the task run stopped'));
-      const error = toWireError(held.controller.signal.reason);
-      await this.#deliver(dispatch, wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error }));
+      await this.#sendHandBack(held);
       return;
     }
     this.#held.set(dispatch.taskRunId, held);
@@ -269,12 +269,28 @@ export class TaskWorker implements AsyncDisposable {
     this.#actor.send({ type: 'run.taken' });
     try {
       const outcome = await this.#run(held, definition);
+      if (held.handedBack) return;
       if (!held.controller.signal.aborted || outcome.ok === false) await this.#deliver(dispatch, outcome);
     } finally {
-      this.#held.delete(dispatch.taskRunId);
-      this.#finished += 1;
-      this.#actor.send({ type: 'run.finished' });
+      this.#release(held);
     }
+  }
+
+  /** The worker is done with the attempt: no more heartbeats for it, and one less running. Idempotent. */
+  #release(held: HeldAttempt): void {
+    if (this.#held.get(held.dispatch.taskRunId) !== held) return;
+    this.#held.delete(held.dispatch.taskRunId);
+    this.#finished += 1;
+    this.#actor.send({ type: 'run.finished' });
+  }
+
+  /** Tells the owner at once that the attempt is given back; the body, told by its signal, may end when it will. */
+  #sendHandBack(held: HeldAttempt): Promise<void> {
+    held.handedBack = true;
+    if (!held.controller.signal.aborted) held.controller.abort(new CrashedError('the worker running the task run stopped'));
+    const { dispatch } = held;
+    const error = toWireError(new CrashedError('the worker running the task run stopped'));
+    return this.#deliver(dispatch, wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error }));
   }
 
   #parseDispatch(message: JsMsg, definition: TaskDefinition): TaskDispatch | null {
@@ -428,10 +444,15 @@ export class TaskWorker implements AsyncDisposable {
     await Promise.allSettled(this.#consumers.map((messages) => messages.close()));
   }
 
-  /** What still runs is handed back: its owner restarts it on another worker at once. */
+  /**
+   * What still runs is handed back: its owner restarts it on another worker at once.
+   * The worker does not wait for the bodies: one that ignores its signal must not hold it up.
+   */
   #handBack(): void {
-    for (const held of this.#held.values()) {
-      if (!held.controller.signal.aborted) held.controller.abort(new CrashedError('the worker running the task run stopped'));
+    for (const held of [...this.#held.values()]) {
+      if (held.handedBack) continue;
+      void this.#sendHandBack(held);
+      this.#release(held);
     }
   }
 

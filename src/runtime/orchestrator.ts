@@ -343,5 +343,11 @@ export async function connectOrchestrator(options: ConnectOptions = {}): Promise
   if (option === undefined) return new Orchestrator({ ...options, nats: undefined });
   const logger = options.logger ?? createRootLogger();
   const { connection, owned } = await connectNats(option, logger.child({ component: 'tenaz.nats' }));
-  return new Orchestrator({ ...options, logger, nats: connection, [OWNED_CONNECTION]: owned });
+  try {
+    return new Orchestrator({ ...options, logger, nats: connection, [OWNED_CONNECTION]: owned });
+  } catch (error) {
+    // Bad options: the connection opened for them must not be left open.
+    if (owned) await connection.close().catch(() => {});
+    throw error;
+  }
 }

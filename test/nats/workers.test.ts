@@ -8,7 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
-import { busyFanOut, cancellable, slowChain, spread } from '../fixtures/nats/tasks.js';
+import { busyFanOut, cancellable, deaf, slowChain, spread } from '../fixtures/nats/tasks.js';
 
 // Default heartbeat timeout: nothing here is about crashes, and a loaded machine must not fake one.
 const fixture = useNatsFixture({ claimWarningMs: 300 });
@@ -100,6 +100,24 @@ describe('workers', () => {
       expect(retry?.state.errorCode).toBe('CRASHED');
       // Handed back by the worker, not found out by missed heartbeats.
       expect(retry?.state.message).toBe('the worker running the task run stopped');
+    } finally {
+      await local.close();
+      await connection.close();
+    }
+  });
+
+  it('closes a worker whose task body ignores its signal without waiting for it, and the run goes on elsewhere', async () => {
+    const { processes, server, owner, hits } = fixture;
+    const connection = await connect({ servers: server.url });
+    const local = createOrchestrator({ nats: connection, logger: pino({ level: 'silent' }), execution: 'local' });
+    try {
+      const worker = local.worker({ concurrency: 1 });
+      await worker.ready();
+      const run = owner.start(deaf, hits.url);
+      await hits.until((hit) => hit.what === 'start');
+      const other = await processes.startWorker(server.url, 1);
+      await worker.close();
+      expect(await run.result()).toBe(other.pid);
     } finally {
       await local.close();
       await connection.close();

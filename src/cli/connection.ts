@@ -1,0 +1,110 @@
+/**
+ * The flags every command shares for reaching NATS (`--nats`, `--namespace`)
+ * and the one place that turns them into an orchestrator, so that a server
+ * that is not there, a bad URL or a bad namespace is one `tenaz: ...` line
+ * and exit code 2 whichever command hit it.
+ */
+import type { LevelWithSilent, Logger } from 'pino';
+import { TenazError } from '../errors.js';
+import type { LogFormat } from '../log.js';
+import { connectOrchestrator, createOrchestrator, type Orchestrator } from '../runtime/orchestrator.js';
+import { createSubjects, DEFAULT_NAMESPACE } from '../subjects.js';
+import { CliError } from './errors.js';
+
+/** `--nats` and `--namespace`, as commander parses them (environment fallbacks already applied). */
+export interface ConnectionFlags {
+  /** NATS server URL, or several comma-separated. @default env TENAZ_NATS_URL; none means embedded mode */
+  nats?: string;
+  /** Prefix of every subject, to keep deployments apart. @default env TENAZ_NAMESPACE or 'tenaz' */
+  namespace?: string;
+}
+
+/** `--log-format` and `--log-level`. */
+export interface LogFlags {
+  /** @default env TENAZ_LOG_FORMAT or 'auto' (pretty on a terminal, JSON elsewhere) */
+  logFormat?: LogFormat;
+  /** @default env TENAZ_LOG_LEVEL or 'info' */
+  logLevel?: LevelWithSilent;
+}
+
+/** The environment variable behind `--nats`. */
+export const NATS_URL_ENV = 'TENAZ_NATS_URL';
+/** The environment variable behind `--namespace`. */
+export const NAMESPACE_ENV = 'TENAZ_NAMESPACE';
+
+/**
+ * Time allowed for the first connection, in ms. A command line should say soon that the
+ * server is not there; a refused connection fails at once anyway.
+ */
+export const CLI_CONNECT_TIMEOUT_MS = 5_000;
+
+/** How a command wants its orchestrator. */
+export interface OpenOrchestratorOptions {
+  /** The command, for the connection name the server shows and for error messages. */
+  command: string;
+  logger: Logger;
+  /** Whether the command cannot work without NATS (`worker`, `watch`). @default false */
+  requireNats?: boolean;
+  /** Where task runs execute; see `OrchestratorOptions.execution`. @default 'workers' with NATS, else 'local' */
+  execution?: 'local' | 'workers';
+}
+
+/** The orchestrator with the server it is connected to, if any. */
+export interface OpenedOrchestrator {
+  orchestrator: Orchestrator;
+  /** `nats://host:port` of the server connected to; undefined in embedded mode. */
+  server: string | undefined;
+}
+
+/** The NATS URL the flags ask for, or undefined for embedded mode. An empty value counts as none. */
+export function natsUrlOf(flags: ConnectionFlags): string | undefined {
+  const url = flags.nats?.trim();
+  return url ? url : undefined;
+}
+
+/** The namespace the flags ask for, checked as the runtime will check it. */
+export function namespaceOf(flags: ConnectionFlags): string {
+  const namespace = flags.namespace?.trim() || DEFAULT_NAMESPACE;
+  try {
+    createSubjects(namespace);
+  } catch (error) {
+    throw new CliError(`bad namespace '${namespace}': use letters, digits, '-' and '_' only`, { cause: error });
+  }
+  return namespace;
+}
+
+/**
+ * Connects to NATS when the flags name a server, else creates the embedded
+ * orchestrator (or, with `requireNats`, refuses). Everything the user can fix
+ * (unreachable server, refused credentials, a malformed URL) becomes a `CliError`.
+ */
+export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrchestratorOptions): Promise<OpenedOrchestrator> {
+  const { command, logger, execution } = options;
+  const namespace = namespaceOf(flags);
+  const url = natsUrlOf(flags);
+  if (url === undefined) {
+    if (options.requireNats) {
+      throw new CliError(`the ${command} command needs NATS: give --nats URL or set ${NATS_URL_ENV}`);
+    }
+    return { orchestrator: createOrchestrator({ logger, namespace, execution }), server: undefined };
+  }
+  try {
+    const orchestrator = await connectOrchestrator({
+      nats: { servers: url, name: `tenaz ${command}`, connectTimeoutMs: CLI_CONNECT_TIMEOUT_MS },
+      logger,
+      namespace,
+      execution,
+    });
+    const listen = orchestrator.nats?.getServer();
+    return { orchestrator, server: listen ? `nats://${listen}` : url };
+  } catch (error) {
+    if (error instanceof TenazError && (error.code === 'CONNECTION_FAILED' || error.code === 'INVALID_ARGUMENT')) {
+      throw new CliError(firstLine(error.message), { cause: error });
+    }
+    throw error;
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0] ?? text;
+}

@@ -1,0 +1,89 @@
+/**
+ * `tenaz watch`: prints every state change of flow runs and task runs as it
+ * happens, one line per event, until SIGINT or SIGTERM. Events travel on
+ * NATS, so this needs a server: in embedded mode there is nothing to watch
+ * from another process.
+ */
+import type { LevelWithSilent } from 'pino';
+import type { EventFilter } from '../events.js';
+import { createRootLogger } from '../log.js';
+import { createSubjects } from '../subjects.js';
+import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { CliError } from './errors.js';
+import { createEventFormatter, isRunEvent } from './format-event.js';
+import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
+import { note, type CliStreams } from './streams.js';
+
+/** Options of `tenaz watch`, as commander parses them. */
+export interface WatchCommandOptions extends ConnectionFlags, LogFlags {
+  /** Only runs of this flow (by flow name). */
+  flow?: string;
+  /** Only this flow run (by id) and its task runs. */
+  run?: string;
+  /** Only flow run events, or only task run events. */
+  kind?: 'flow' | 'task';
+  /** One JSON object per event instead of a line of text. @default false */
+  json?: boolean;
+}
+
+/**
+ * Watches run events and resolves with the exit code: 0 once stopped by a
+ * signal (or once stdout is closed, as by `| head`), 1 if the subscription
+ * ends by itself.
+ * @example process.exitCode = await watchCommand({ nats: 'nats://127.0.0.1:4222', flow: 'etl' }, processStreams());
+ */
+export async function watchCommand(options: WatchCommandOptions, io: CliStreams): Promise<number> {
+  // Events are the output; logs go to stderr, and only when something is wrong.
+  const level = options.logLevel ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
+  const logger = createRootLogger({ format: options.logFormat, level, destination: io.stderr });
+  const filter = toFilter(options);
+  let subject: string;
+  try {
+    subject = createSubjects(namespaceOf(options)).eventFilter(filter);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`bad filter: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const { orchestrator, server } = await openOrchestrator(options, { command: 'watch', logger, requireNats: true, execution: 'local' });
+  const trap = trapShutdownSignals();
+  let stopped = false;
+  try {
+    const events = orchestrator.watch(filter);
+    const stop = () => {
+      stopped = true;
+      events.close();
+    };
+    void trap.first.then(stop);
+    void trap.second.then((signal) => process.exit(exitCodeOf(signal)));
+    // A reader that went away (`tenaz watch | head`) is a normal end, not a crash.
+    io.stdout.on('error', stop);
+    // Once the server has the subscription, nothing published from now on is missed.
+    await orchestrator.nats?.flush();
+    note(io, `watching ${subject} on ${server ?? 'NATS'}`);
+    const format = createEventFormatter({ json: options.json, colorize: io.stdout.isTTY === true && !process.env.NO_COLOR });
+    const log = logger.child({ component: 'tenaz.watch' });
+    let invalid = 0;
+    for await (const event of events) {
+      if (!isRunEvent(event)) {
+        // Untrusted bytes: counted and skipped; the first one says so.
+        if (invalid++ === 0) log.warn({ type: (event as { type?: unknown }).type }, 'skipped an event that is not a valid run event');
+        continue;
+      }
+      io.stdout.write(`${format(event)}\n`);
+    }
+    if (stopped) return 0;
+    note(io, 'the event subscription ended');
+    return 1;
+  } finally {
+    trap.dispose();
+    await orchestrator.close();
+  }
+}
+
+function toFilter(options: WatchCommandOptions): EventFilter {
+  const filter: EventFilter = {};
+  if (options.flow !== undefined) filter.flowName = options.flow;
+  if (options.run !== undefined) filter.flowRunId = options.run;
+  if (options.kind !== undefined) filter.kind = options.kind;
+  return filter;
+}

@@ -1,0 +1,104 @@
+/**
+ * `tenaz worker FILE`: loads the file, which defines tasks with `task()`, and
+ * runs the task runs that flows in other processes dispatch over NATS, until
+ * SIGINT or SIGTERM. The first signal drains (no new task runs; running ones
+ * get `--grace-ms` to finish), the second stops at once (running task runs
+ * are handed back to their owners, who restart them on another worker).
+ */
+import { TenazError } from '../errors.js';
+import { DEFAULT_POOL } from '../options.js';
+import { createRootLogger } from '../log.js';
+import { setDefaultOrchestrator } from '../runtime/ambient.js';
+import { registeredTasks } from '../runtime/definitions.js';
+import type { TaskWorker } from '../remote/worker.js';
+import type { Orchestrator } from '../runtime/orchestrator.js';
+import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { CliError } from './errors.js';
+import { assertFlowFile, loadFlowFile } from './load.js';
+import { trapShutdownSignals } from './shutdown.js';
+import { note, type CliStreams } from './streams.js';
+
+/** Options of `tenaz worker`, as commander parses them. */
+export interface WorkerCommandOptions extends ConnectionFlags, LogFlags {
+  /** Take task runs of this pool instead of each task's own `pool`. */
+  pool?: string;
+  /** Task runs executed at once. @default 16 */
+  concurrency?: number;
+  /** How long running task runs may take to finish after the first signal, in ms. @default 30000 */
+  graceMs?: number;
+}
+
+/** Grace period of a drain when `--grace-ms` is not given, in ms. */
+export const DEFAULT_WORKER_GRACE_MS = 30_000;
+
+/**
+ * Serves the tasks of a file until a signal and resolves with the exit code:
+ * 0 after a drain or a stop asked for by a signal, 1 if the worker stopped by itself.
+ * @example process.exitCode = await workerCommand('flows.ts', { nats: 'nats://127.0.0.1:4222', concurrency: 8 }, processStreams());
+ */
+export async function workerCommand(file: string, options: WorkerCommandOptions, io: CliStreams): Promise<number> {
+  const graceMs = options.graceMs ?? DEFAULT_WORKER_GRACE_MS;
+  assertFlowFile(file, io.cwd);
+  const logger = createRootLogger({ format: options.logFormat, level: options.logLevel, destination: io.stdout });
+  // Task bodies run here, so tasks they call run here too, not dispatched again.
+  const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local' });
+  // Before the import, so that flows or tasks the file calls at module level use this orchestrator too.
+  const previous = setDefaultOrchestrator(orchestrator);
+  const trap = trapShutdownSignals();
+  try {
+    await loadFlowFile(file, io.cwd);
+    if (registeredTasks().size === 0) throw new CliError(`no task found in ${file}: define tasks with task()`);
+    const worker = startWorker(orchestrator, options);
+    const started = worker.ready().then(
+      () => ({ ok: true as const }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    // A signal while the worker starts is a drain like any other.
+    const first = await Promise.race([started, trap.first]);
+    if (typeof first === 'object') {
+      if (!first.ok) throw new CliError(`the worker could not start: ${describe(first.error)}`, { cause: first.error });
+      note(io, `serving ${describeTasks(worker)} on ${server}; concurrency ${worker.concurrency}`);
+    }
+    const why = typeof first === 'string' ? first : await Promise.race([trap.first, worker.closed().then(() => 'stopped' as const)]);
+    if (why === 'stopped') {
+      note(io, 'the worker stopped by itself; see the log for why');
+      return 1;
+    }
+    note(io, `${why}: draining; running task runs have ${graceMs} ms to finish (send it again to stop now)`);
+    void trap.second.then((signal) => {
+      note(io, `${signal} again: stopping now; running task runs are handed back`);
+      void orchestrator.close();
+    });
+    await orchestrator.drain({ graceMs });
+    note(io, `worker stopped after ${worker.stats.finished} task run(s)`);
+    return 0;
+  } finally {
+    trap.dispose();
+    await orchestrator.close();
+    setDefaultOrchestrator(previous);
+  }
+}
+
+/** Options the runtime rejects (a task name defined twice, ...) are the user's to fix. */
+function startWorker(orchestrator: Orchestrator, options: WorkerCommandOptions): TaskWorker {
+  try {
+    return orchestrator.worker({ pool: options.pool, concurrency: options.concurrency });
+  } catch (error) {
+    if (error instanceof TenazError && error.code === 'INVALID_ARGUMENT') throw new CliError(error.message, { cause: error });
+    throw error;
+  }
+}
+
+/** `double, add-one from pool default`, or with pools per task when they differ. */
+function describeTasks(worker: TaskWorker): string {
+  const tasks = registeredTasks();
+  const poolOf = (name: string) => worker.pool ?? tasks.get(name)?.[0]?.options.pool ?? DEFAULT_POOL;
+  const pools = new Set(worker.taskNames.map(poolOf));
+  if (pools.size === 1) return `${worker.taskNames.join(', ')} from pool ${[...pools][0]}`;
+  return worker.taskNames.map((name) => `${name} (pool ${poolOf(name)})`).join(', ');
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n', 1)[0] ?? message;
+}

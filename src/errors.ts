@@ -129,7 +129,11 @@ export interface WireError {
   code: string;
   message: string;
   retryable: boolean;
+  /** Where it was thrown, in the process that threw it (a worker's stack, seen in the owner's logs). */
+  stack?: string;
 }
+
+const MAX_WIRE_STACK_CHARS = 4_000;
 
 export function toWireError(thrown: unknown): WireError {
   const error = toError(thrown);
@@ -138,9 +142,18 @@ export function toWireError(thrown: unknown): WireError {
   return { name: error.name, code, message: error.message, retryable };
 }
 
+/** `toWireError`, with the stack: for errors that cross to another process, whose logs should show where they came from. */
+export function toRemoteWireError(thrown: unknown): WireError {
+  const wire = toWireError(thrown);
+  const stack = toError(thrown).stack;
+  if (typeof stack === 'string') wire.stack = stack.slice(0, MAX_WIRE_STACK_CHARS);
+  return wire;
+}
+
 /** Rebuilds an Error from its wire form; `name` and `code` survive, the class does not. */
 export function fromWireError(wire: WireError): TenazError {
   const error = new TenazError(wire.code as ErrorCode, wire.message, { retryable: wire.retryable });
   error.name = wire.name;
+  if (typeof wire.stack === 'string') error.stack = wire.stack;
   return error;
 }

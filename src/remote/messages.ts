@@ -28,6 +28,7 @@ const wireError = z.object({
   code: z.string(),
   message: z.string(),
   retryable: z.boolean(),
+  stack: z.string().max(10_000).optional(),
 });
 
 export const taskDispatchSchema = z.object({

@@ -26,6 +26,7 @@ import {
   TaskTimeoutError,
   UnserializableResultError,
   toError,
+  toRemoteWireError,
   toWireError,
 } from '../errors.js';
 import { DEFAULT_POOL } from '../options.js';
@@ -364,7 +365,7 @@ export class TaskWorker implements AsyncDisposable {
       // A body aborted because this worker stops is handed back as a crash: it runs again elsewhere.
       const reason: unknown = controller.signal.reason;
       const error = controller.signal.aborted && reason instanceof CrashedError ? reason : toError(thrown);
-      return wire<TaskOutcome>({ ...base, ok: false, error: toWireError(error) });
+      return wire<TaskOutcome>({ ...base, ok: false, error: toRemoteWireError(error) });
     }
   }
 

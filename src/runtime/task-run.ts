@@ -218,8 +218,10 @@ export class TaskRunRuntime implements RemoteTaskRun {
       // The worker stopped and handed the attempt back: a crash, restarted within the crash budget.
       this.#send({ type: 'attempt.crashed', attempt: outcome.attempt, error: outcome.error });
     } else {
+      // The worker's stack goes to the logs with the error; run state keeps the error without it.
+      const { stack: _stack, ...error } = outcome.error;
       this.#lastError = fromWireError(outcome.error);
-      this.#send({ type: 'attempt.failed', attempt: outcome.attempt, error: outcome.error });
+      this.#send({ type: 'attempt.failed', attempt: outcome.attempt, error });
     }
     return true;
   }

@@ -8,7 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
-import { busyFanOut, cancellable, deaf, slowChain, spread } from '../fixtures/nats/tasks.js';
+import { busyFanOut, cancellable, deaf, failing, slowChain, spread } from '../fixtures/nats/tasks.js';
 
 // Default heartbeat timeout: nothing here is about crashes, and a loaded machine must not fake one.
 const fixture = useNatsFixture({ claimWarningMs: 300 });
@@ -122,5 +122,13 @@ describe('workers', () => {
       await local.close();
       await connection.close();
     }
+  });
+
+  it("fails a task run with the worker's error, name, code and stack included in the owner's log", async () => {
+    const { processes, server, owner, records } = fixture;
+    await processes.startWorker(server.url, 1);
+    await expect(owner.start(failing).result()).rejects.toMatchObject({ name: 'TypeError', message: 'boom on the worker' });
+    const line = records.find((r) => r.level === 50 && String(r.msg).startsWith('Finished in state Failed') && 'taskRunId' in r);
+    expect((line?.err as { stack?: string } | undefined)?.stack).toContain('fixtures/nats/tasks.ts');
   });
 });

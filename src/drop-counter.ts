@@ -7,16 +7,41 @@ import type { Logger } from 'pino';
 
 const WARN_INTERVAL_MS = 5_000;
 
+/** Lets the first event of a flood through, then at most one per interval. */
+export class LogThrottle {
+  #last = -Infinity;
+  #suppressed = 0;
+
+  constructor(
+    readonly now: () => number,
+    readonly intervalMs: number,
+  ) {}
+
+  /** How many events were held back since the last one let through, or -1 if this one is held back too. */
+  take(): number {
+    const now = this.now();
+    if (now - this.#last < this.intervalMs) {
+      this.#suppressed++;
+      return -1;
+    }
+    const suppressed = this.#suppressed;
+    this.#last = now;
+    this.#suppressed = 0;
+    return suppressed;
+  }
+}
+
 export class DropCounter {
   #count = 0;
-  #unreported = 0;
-  #lastWarnAt = -Infinity;
+  readonly #throttle: LogThrottle;
 
   constructor(
     readonly logger: Logger,
     readonly message: string,
-    readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.#throttle = new LogThrottle(now, WARN_INTERVAL_MS);
+  }
 
   get count(): number {
     return this.#count;
@@ -25,11 +50,8 @@ export class DropCounter {
   /** Counts one drop; `fields` describe it (never the untrusted payload itself, only its subject or type). */
   drop(fields: Record<string, unknown>): void {
     this.#count += 1;
-    this.#unreported += 1;
-    const now = this.now();
-    if (now - this.#lastWarnAt < WARN_INTERVAL_MS) return;
-    this.#lastWarnAt = now;
-    this.logger.warn({ ...fields, droppedSinceLastWarning: this.#unreported, droppedTotal: this.#count }, this.message);
-    this.#unreported = 0;
+    const suppressed = this.#throttle.take();
+    if (suppressed < 0) return;
+    this.logger.warn({ ...fields, droppedSinceLastWarning: suppressed + 1, droppedTotal: this.#count }, this.message);
   }
 }

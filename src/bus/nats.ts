@@ -22,7 +22,6 @@ import { encode, parseMessage } from '../codec.js';
 import {
   ClosedError,
   DrainingError,
-  IllegalStateError,
   InvalidArgumentError,
   InvalidMessageError,
   NoRespondersError,
@@ -31,6 +30,11 @@ import {
 } from '../errors.js';
 import type { Bus, BusMessage, Delivery, RequestOptions, SubscribeOptions, Subscription } from './bus.js';
 import { parseSubject } from './memory.js';
+import { NatsSubscription } from './nats-subscription.js';
+import { LogThrottle } from '../drop-counter.js';
+
+/** At most one warning of a kind per second. */
+const WARNING_INTERVAL_MS = 1000;
 
 /** Options of the NATS bus. */
 export interface NatsBusOptions {
@@ -63,7 +67,6 @@ export interface NatsBusStats {
 const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 const DEFAULT_RECONNECT_BUFFER_BYTES = 8 * 1024 * 1024;
 /** At most one warning per interval for each kind of flood (garbage received, publishes discarded). */
-const WARNING_INTERVAL_MS = 1000;
 /** The status header the server puts on the reply to a request nobody subscribes to. */
 const NO_RESPONDERS_STATUS = 503;
 const WHITESPACE = /\s/;
@@ -90,25 +93,6 @@ interface PendingRequest {
   settle(error: unknown, delivery?: Delivery): void;
 }
 
-/** Logs the first event of a flood, then at most one line per interval with how many were not logged. */
-class Throttle {
-  #last = -Infinity;
-  #suppressed = 0;
-  constructor(readonly now: () => number) {}
-  /** How many events were suppressed since the last logged one, or -1 if this one is suppressed too. */
-  take(): number {
-    const now = this.now();
-    if (now - this.#last < WARNING_INTERVAL_MS) {
-      this.#suppressed++;
-      return -1;
-    }
-    const suppressed = this.#suppressed;
-    this.#last = now;
-    this.#suppressed = 0;
-    return suppressed;
-  }
-}
-
 /** The NATS `Bus`. Build it with `createNatsBus`. */
 export class NatsBus implements Bus {
   /** The underlying connection, e.g. for JetStream. Closing it is the owner's business. */
@@ -120,8 +104,8 @@ export class NatsBus implements Bus {
   readonly #stats: NatsBusStats = { received: 0, dropped: 0, unsent: 0 };
   readonly #logger: Logger;
   readonly #bufferLimit: number;
-  readonly #dropWarnings: Throttle;
-  readonly #unsentWarnings: Throttle;
+  readonly #dropWarnings: LogThrottle;
+  readonly #unsentWarnings: LogThrottle;
   readonly #subs = new Set<NatsSubscription>();
   /** The status iterator, stopped when the bus closes. */
   readonly #statuses: AsyncIterable<Status> & { stop?: () => void };
@@ -157,8 +141,8 @@ export class NatsBus implements Bus {
     // A caller's own component binding wins: pino would print a second `component` key.
     this.#logger = logger.bindings()['component'] === undefined ? logger.child({ component: 'nats-bus' }) : logger;
     this.#bufferLimit = bufferLimit;
-    this.#dropWarnings = new Throttle(now);
-    this.#unsentWarnings = new Throttle(now);
+    this.#dropWarnings = new LogThrottle(now, WARNING_INTERVAL_MS);
+    this.#unsentWarnings = new LogThrottle(now, WARNING_INTERVAL_MS);
     this.#maxPayload = connection.info?.max_payload;
     this.#statuses = connection.status();
     void this.#watch();
@@ -515,117 +499,5 @@ export class NatsBus implements Bus {
     for (const sub of subs) sub.end();
     this.#subs.clear();
     this.#resolveClosed();
-  }
-}
-
-/** One subscription; iterable unless it has a callback. Deliveries keep the server's order. */
-class NatsSubscription implements Subscription {
-  readonly subject: string;
-  readonly #callback: ((delivery: Delivery) => void) | undefined;
-  readonly #logger: Logger;
-  readonly #onEnd: (sub: NatsSubscription) => void;
-  #raw: RawSubscription | undefined;
-  #ended = false;
-  #iterating = false;
-  #buffer: Delivery[] = [];
-  #head = 0;
-  #waiters: Array<(result: IteratorResult<Delivery>) => void> = [];
-  #resolveClosed!: () => void;
-  readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
-
-  constructor(subject: string, callback: ((delivery: Delivery) => void) | undefined, logger: Logger, onEnd: (sub: NatsSubscription) => void) {
-    this.subject = subject;
-    this.#callback = callback;
-    this.#logger = logger;
-    this.#onEnd = onEnd;
-  }
-
-  attach(raw: RawSubscription): void {
-    this.#raw = raw;
-  }
-
-  deliver(delivery: Delivery): void {
-    if (this.#ended) return;
-    if (this.#callback !== undefined) {
-      try {
-        this.#callback(delivery);
-      } catch (err) {
-        // Caught here: a throw would unwind into the nats.js protocol parser.
-        this.#logger.warn({ err, subject: this.subject }, 'subscription callback threw');
-      }
-      return;
-    }
-    const waiter = this.#waiters.shift();
-    if (waiter !== undefined) waiter({ done: false, value: delivery });
-    else this.#buffer.push(delivery);
-  }
-
-  unsubscribe(): void {
-    if (this.#ended) return;
-    const raw = this.#raw;
-    if (raw !== undefined && !raw.isClosed()) {
-      try {
-        raw.unsubscribe();
-      } catch (err) {
-        this.#logger.debug({ err, subject: this.subject }, 'unsubscribe failed');
-      }
-    }
-    this.end();
-  }
-
-  /** Lets the server's in-flight messages arrive, then ends. */
-  async drain(): Promise<void> {
-    const raw = this.#raw;
-    if (raw !== undefined && !raw.isClosed() && !raw.isDraining()) await raw.drain();
-    this.end();
-  }
-
-  /** Stops deliveries; deliveries already buffered for an iterator are still yielded. */
-  end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#onEnd(this);
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) waiter({ done: true, value: undefined });
-    this.#resolveClosed();
-  }
-
-  closed(): Promise<void> {
-    return this.#closedPromise;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
-    if (this.#callback !== undefined) throw new IllegalStateError(`subscription to '${this.subject}' has a callback and cannot be iterated`);
-    if (this.#iterating) throw new IllegalStateError(`subscription to '${this.subject}' is already being iterated`);
-    this.#iterating = true;
-    return {
-      next: () => this.#next(),
-      return: () => {
-        // Leaving a for-await loop early (break, throw) ends the subscription.
-        this.unsubscribe();
-        this.#buffer = [];
-        this.#head = 0;
-        return Promise.resolve({ done: true, value: undefined });
-      },
-    };
-  }
-
-  #next(): Promise<IteratorResult<Delivery>> {
-    const buffer = this.#buffer;
-    if (this.#head < buffer.length) {
-      const value = buffer[this.#head++]!;
-      // A read index instead of shift(), which copies the whole array on large buffers.
-      if (this.#head === buffer.length) {
-        buffer.length = 0;
-        this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= buffer.length) {
-        this.#buffer = buffer.slice(this.#head);
-        this.#head = 0;
-      }
-      return Promise.resolve({ done: false, value });
-    }
-    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }

@@ -176,9 +176,12 @@ export class TaskDispatcher {
       }
       case 'task.outcome': {
         const run = this.#runs.get(message.taskRunId);
+        // The claim goes before the outcome is applied: leaving Running gives the attempt up,
+        // and a worker that has just finished it needs no cancel.
+        const claim = this.#claims.get(message.taskRunId);
+        if (claim?.attempt === message.attempt) this.#claims.delete(message.taskRunId);
         const accepted = run?.acceptOutcome(message) ?? false;
-        if (accepted) this.#claims.delete(message.taskRunId);
-        else {
+        if (!accepted) {
           // A zombie: the attempt was given up (timeout, crash, cancel) before its outcome came.
           this.#logger.warn(
             { taskRunId: message.taskRunId, attempt: message.attempt, workerId: message.workerId },

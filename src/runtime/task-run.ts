@@ -314,10 +314,11 @@ export class TaskRunRuntime implements RemoteTaskRun {
       // The stack goes with the final failure, and with retries only at debug level:
       // serialising a stack on every retried attempt is a large share of a retry's cost.
       const logger = this.logger;
-      logger.warn(
-        { attempt: context.attempt },
-        `Encountered an exception: ${state.errorName}: ${state.message} - Retry ${context.failures}/${this.definition.options.retries} will start ${context.retryDelayMs} ms from now`,
-      );
+      const next =
+        context.failure?.kind === 'crash'
+          ? `Restart ${context.crashes}/${this.definition.options.crashRestarts} after a crash`
+          : `Retry ${context.failures}/${this.definition.options.retries}`;
+      logger.warn({ attempt: context.attempt }, `Encountered an exception: ${state.errorName}: ${state.message} - ${next} will start ${context.retryDelayMs} ms from now`);
       if (context.failure?.kind === 'error' && logger.isLevelEnabled('debug')) {
         logger.debug({ attempt: context.attempt, err: this.#lastError }, 'The exception of the failed attempt');
       }

@@ -1,0 +1,350 @@
+/**
+ * The NATS store: the `Store` contract over JetStream KV, one KV bucket per store bucket
+ * (`<namespace>_<bucket>`), created on first use. Revisions are KV revisions; compare-and-set
+ * is the server's expected-last-sequence check, so it holds across processes. nats-server
+ * 2.9 has no per-key TTL (2.11), so values sit in an envelope `{ v: 1, value, expiresAt? }`
+ * and an expired entry reads as absent, for compare-and-set too. Bytes in a bucket are
+ * untrusted: an entry that does not decode is logged (rate-limited) and reads as absent.
+ */
+import { createHash } from 'node:crypto';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { RequestError, type NatsConnection } from '@nats-io/transport-node';
+import { Packr } from 'msgpackr';
+import type { Logger } from 'pino';
+import { findUnserializable } from '../codec.js';
+import { DropCounter } from '../drop-counter.js';
+import { ClosedError, InvalidArgumentError, PayloadTooLargeError, RevisionMismatchError } from '../errors.js';
+import { DEFAULT_NAMESPACE } from '../subjects.js';
+import type { PutOptions, Store, StoreEntry } from './store.js';
+
+/** Options of the NATS store. */
+export interface KvStoreOptions {
+  /** The connection; the store never closes it. */
+  connection: NatsConnection;
+  /** Prefix of the KV bucket names, `[A-Za-z0-9_-]+`. @default 'tenaz' */
+  namespace?: string;
+  /** Receives warnings (garbled entries), under `component: 'kv-store'`. */
+  logger: Logger;
+  /** Replicas of each KV bucket this store creates (clustered servers). @default 1 */
+  replicas?: number;
+  /** Server-side age limit of every entry of the buckets this store creates, in ms; 0 for none. @default 0 */
+  bucketMaxAgeMs?: number;
+  /** Clock for `ttlMs`, ms since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+/** A store over JetStream KV. */
+export interface KvStore extends Store {
+  readonly namespace: string;
+  /** The name of the KV bucket (stream `KV_<name>`) holding a store bucket. */
+  kvBucketName(bucket: string): string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+type ResolvedKvStoreOptions = Required<KvStoreOptions>;
+
+/** What a KV entry's bytes decode to: `key` is kept when the KV key is a hash of it, `tagged` when the value holds Maps. */
+interface Envelope { v: 1; value: unknown; expiresAt?: number; key?: string; tagged?: true }
+
+/** One key's state: the KV revision of its last message (0: none), and the live entry, if any. */
+interface Current { revision: number; entry: StoreEntry | null; expired?: true }
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+const SAFE_KEY = /^[A-Za-z0-9_/-]*$/;
+const UNSAFE_UNIT = /[^A-Za-z0-9_/-]/g;
+const KV_KEY = /^(?:[A-Za-z0-9_/-]|=[0-9A-F]{2}|=u[0-9A-F]{4})+$/;
+/** Longer escaped keys are replaced by a readable prefix and a hash, to keep subjects short. */
+const MAX_KV_KEY_LENGTH = 256;
+const HASHED_PREFIX_LENGTH = 160;
+/** Tries of create-if-absent against entries that are expired or garbled, each replaced by another writer meanwhile. */
+const CREATE_ATTEMPTS = 5;
+/** Tries of an operation no server answered: a bucket another process is still creating, JetStream still starting. */
+const UNANSWERED_ATTEMPTS = 6;
+/** JetStream API error codes that 2.9 returns when two processes add the same stream at once. */
+const STREAM_NAME_IN_USE = 10058;
+const SUBJECTS_OVERLAP = 10065;
+/** Never written: `toKvKey` escapes `.`, so no store key maps to it. */
+const PROBE_KEY = '_.ready';
+const MAP_TAG = '\u0000';
+
+// The wire codec's options: plain maps, no shared record structures between processes.
+const packr = new Packr({ useRecords: false, moreTypes: true });
+
+/**
+ * Creates a store over JetStream KV; buckets are created on first use.
+ * @example
+ * const store = createKvStore({ connection: nc, logger });
+ * const revision = await store.put('runs', runId, record, { expectedRevision: 0 });
+ */
+export function createKvStore(options: KvStoreOptions): KvStore {
+  const namespace = options.namespace ?? DEFAULT_NAMESPACE;
+  const replicas = options.replicas ?? 1;
+  const bucketMaxAgeMs = options.bucketMaxAgeMs ?? 0;
+  if (!NAME.test(namespace)) throw new InvalidArgumentError(`namespace must match ${NAME}, got ${JSON.stringify(namespace)}`);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new InvalidArgumentError(`replicas must be an integer from 1 to 5, got ${replicas}`);
+  if (!Number.isFinite(bucketMaxAgeMs) || bucketMaxAgeMs < 0) throw new InvalidArgumentError(`bucketMaxAgeMs must be >= 0, got ${bucketMaxAgeMs}`);
+  const { connection, now = Date.now } = options;
+  return new NatsKvStore({ connection, namespace, replicas, bucketMaxAgeMs, now, logger: options.logger.child({ component: 'kv-store' }) });
+}
+
+class NatsKvStore implements KvStore {
+  readonly namespace: string;
+  readonly #options: ResolvedKvStoreOptions;
+  readonly #kvm: Kvm;
+  readonly #buckets = new Map<string, Promise<KV>>();
+  readonly #garbled: DropCounter;
+  #closed = false;
+
+  constructor(options: ResolvedKvStoreOptions) {
+    this.namespace = options.namespace;
+    this.#options = options;
+    this.#kvm = new Kvm(options.connection);
+    this.#garbled = new DropCounter(options.logger, 'garbled store entry read as absent', options.now);
+  }
+
+  kvBucketName(bucket: string): string {
+    if (!NAME.test(bucket)) throw new InvalidArgumentError(`bucket must match ${NAME}, got ${JSON.stringify(bucket)}`);
+    return `${this.namespace}_${bucket}`;
+  }
+
+  async get<V>(bucket: string, key: string): Promise<StoreEntry<V> | null> {
+    this.#check();
+    const kv = await this.#bucket(bucket);
+    const kvKey = toKvKey(key);
+    const current = await this.#read(kv, bucket, key, kvKey);
+    if (current.expired) this.#expire(kv, kvKey, current.revision);
+    return current.entry as StoreEntry<V> | null;
+  }
+
+  async put<V>(bucket: string, key: string, value: V, options: PutOptions = {}): Promise<number> {
+    this.#check();
+    const { expectedRevision, ttlMs } = options;
+    if (expectedRevision !== undefined && !(Number.isSafeInteger(expectedRevision) && expectedRevision >= 0)) {
+      throw new InvalidArgumentError(`expectedRevision must be an integer >= 0, got ${expectedRevision}`);
+    }
+    if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs >= 0)) throw new InvalidArgumentError(`ttlMs must be >= 0, got ${ttlMs}`);
+    const kv = await this.#bucket(bucket);
+    const kvKey = toKvKey(key);
+    const bytes = this.#encode(bucket, key, kvKey, value, ttlMs);
+    try {
+      if (expectedRevision === undefined) return await retryUnanswered(() => kv.put(kvKey, bytes));
+      if (expectedRevision === 0) return await this.#create(kv, bucket, key, kvKey, bytes);
+      // An expired entry is absent, so its revision must not match: look before writing.
+      const found = (await this.#read(kv, bucket, key, kvKey)).entry?.revision ?? 0;
+      if (found !== expectedRevision) throw mismatch(bucket, key, expectedRevision, found);
+      return await retryUnanswered(() => kv.update(kvKey, bytes, expectedRevision));
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw mismatch(bucket, key, expectedRevision ?? 0, undefined, error);
+      throw error;
+    }
+  }
+
+  async delete(bucket: string, key: string): Promise<void> {
+    this.#check();
+    const kv = await this.#bucket(bucket);
+    await retryUnanswered(() => kv.delete(toKvKey(key)));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#buckets.clear();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Create-if-absent, where an expired or garbled entry counts as absent. */
+  async #create(kv: KV, bucket: string, key: string, kvKey: string, bytes: Uint8Array): Promise<number> {
+    // Not kv.create: after a write nobody answered it falls back to a read that can hang.
+    for (let attempt = 0, previousSeq = 0; attempt < CREATE_ATTEMPTS; attempt += 1) {
+      const written = await unlessWrongLastSequence(retryUnanswered(() => kv.put(kvKey, bytes, { previousSeq })));
+      if (written !== null) return written;
+      const current = await this.#read(kv, bucket, key, kvKey);
+      if (current.entry !== null) throw mismatch(bucket, key, 0, current.entry.revision);
+      previousSeq = current.revision;
+    }
+    throw mismatch(bucket, key, 0, undefined);
+  }
+
+  async #read(kv: KV, bucket: string, key: string, kvKey: string): Promise<Current> {
+    const raw = await retryUnanswered(() => kv.get(kvKey));
+    if (raw === null) return { revision: 0, entry: null };
+    const { revision } = raw;
+    if (raw.operation !== 'PUT') return { revision, entry: null };
+    const envelope = parseEnvelope(raw.value);
+    if (envelope === null || (envelope.key ?? key) !== key) {
+      this.#garbled.drop({ bucket, key, revision, reason: envelope === null ? 'not a store envelope' : 'stored for another key' });
+      return { revision, entry: null };
+    }
+    const { expiresAt } = envelope;
+    if (expiresAt !== undefined && expiresAt <= this.#options.now()) return { revision, entry: null, expired: true };
+    return { revision, entry: { key, value: envelope.value, revision, expiresAt } };
+  }
+
+  /** Deletes an expired entry, unless someone wrote the key since. Best effort. */
+  #expire(kv: KV, kvKey: string, revision: number): void {
+    kv.delete(kvKey, { previousSeq: revision }).catch((error: unknown) => {
+      if (!isWrongLastSequence(error)) this.#options.logger.debug({ err: error }, 'could not delete an expired store entry');
+    });
+  }
+
+  #encode(bucket: string, key: string, kvKey: string, value: unknown, ttlMs: number | undefined): Uint8Array {
+    const unserializable = findUnserializable(value, 'value');
+    if (unserializable !== null) throw new InvalidArgumentError(`${bucket}/${key}: cannot store ${unserializable}`);
+    const envelope: Envelope = { v: 1, value };
+    if (needsTagging(value)) Object.assign(envelope, { value: retag(value, true), tagged: true });
+    if (ttlMs !== undefined) envelope.expiresAt = this.#options.now() + ttlMs;
+    if (kvKey.includes('==')) envelope.key = key;
+    const bytes = packr.pack(envelope);
+    const maxPayload = this.#options.connection.info?.max_payload;
+    if (maxPayload !== undefined && bytes.length > maxPayload) {
+      throw new PayloadTooLargeError(`${bucket}/${key}: value is ${bytes.length} bytes encoded, the server takes ${maxPayload}`);
+    }
+    return bytes;
+  }
+
+  #bucket(bucket: string): Promise<KV> {
+    let kv = this.#buckets.get(bucket);
+    if (kv === undefined) {
+      const opening = this.#open(this.kvBucketName(bucket));
+      this.#buckets.set(bucket, (kv = opening));
+      // Forget a failed open, so that the next call tries again.
+      opening.catch(() => this.#buckets.get(bucket) === opening && this.#buckets.delete(bucket));
+    }
+    return kv;
+  }
+
+  async #open(name: string): Promise<KV> {
+    const options = { history: 1, replicas: this.#options.replicas, ttl: this.#options.bucketMaxAgeMs };
+    const create = (): Promise<KV> => retryUnanswered(() => this.#kvm.create(name, options));
+    let kv: KV;
+    try {
+      kv = await create();
+    } catch (error) {
+      // Another process added it meanwhile (maybe with other limits): now the lookup finds it, and uses it as it is.
+      if (!(error instanceof JetStreamApiError && (error.code === STREAM_NAME_IN_USE || error.code === SUBJECTS_OVERLAP))) throw error;
+      kv = await create();
+    }
+    // 2.9 lists a stream another process is still adding; reading it then goes unanswered (direct
+    // get) or crashes the server (msg get). A write it must refuse is refused only once it is up.
+    await unlessWrongLastSequence(retryUnanswered(() => kv.put(PROBE_KEY, new Uint8Array(), { previousSeq: Number.MAX_SAFE_INTEGER })));
+    return kv;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ClosedError('store is closed');
+  }
+}
+
+/**
+ * The KV key for a store key. `[A-Za-z0-9_/-]` stay as they are; every other UTF-16 code
+ * unit becomes `=XX` (below 0x100) or `=uXXXX` (uppercase hex), the empty key `=`. So
+ * `a.b` is `a=2Eb` and `=` is `=3D`: no two keys meet. Keys longer than 256 characters
+ * once escaped become their first 160 characters, `==` and the SHA-256 of the key (the
+ * entry then also holds the key itself).
+ */
+export function toKvKey(key: string): string {
+  if (key === '') return '=';
+  // Without the `u` flag a regex sees UTF-16 code units, lone surrogates included.
+  const escaped = SAFE_KEY.test(key) ? key : key.replace(UNSAFE_UNIT, (unit) => {
+    const code = unit.charCodeAt(0);
+    return code < 0x100 ? `=${hex(code, 2)}` : `=u${hex(code, 4)}`;
+  });
+  if (escaped.length <= MAX_KV_KEY_LENGTH) return escaped;
+  const prefix = escaped.slice(0, HASHED_PREFIX_LENGTH).replace(/=[0-9A-Fu]{0,4}$/, '');
+  return `${prefix}==${createHash('sha256').update(key, 'utf16le').digest('base64url')}`;
+}
+
+/** The store key a KV key stands for; `null` for a hashed key or anything `toKvKey` does not produce. */
+export function parseKvKey(kvKey: string): string | null {
+  if (kvKey === '=') return '';
+  if (!KV_KEY.test(kvKey)) return null;
+  const key = kvKey.replace(/=(?:u([0-9A-F]{4})|([0-9A-F]{2}))/g, (_, wide?: string, narrow?: string) => String.fromCharCode(parseInt(wide ?? narrow!, 16)));
+  return toKvKey(key) === kvKey ? key : null;
+}
+
+const hex = (code: number, digits: number): string => code.toString(16).toUpperCase().padStart(digits, '0');
+
+/** The envelope in a KV entry's bytes; `null` when they are anything else. */
+function parseEnvelope(bytes: Uint8Array): Envelope | null {
+  try {
+    const decoded: unknown = packr.unpack(bytes);
+    if (!isPlainObject(decoded) || decoded.v !== 1 || !('value' in decoded)) return null;
+    const { expiresAt, key, tagged } = decoded;
+    if (tagged !== undefined && tagged !== true) return null;
+    if ((expiresAt !== undefined && typeof expiresAt !== 'number') || (key !== undefined && typeof key !== 'string')) return null;
+    return { ...(decoded as unknown as Envelope), value: tagged ? retag(decoded.value, false) : decoded.value };
+  } catch {
+    return null;
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  const proto: unknown = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
+  return proto === Object.prototype || proto === null;
+}
+
+// msgpack has one kind of map, and with plain maps on the wire msgpackr decodes every
+// one as an object. So a value holding Maps is stored with each Map as `{ '\0': entries }`,
+// and object keys starting with '\0' get one more, so that no object passes for a Map.
+
+function needsTagging(value: unknown): boolean {
+  if (value instanceof Map) return true;
+  if (Array.isArray(value) || value instanceof Set) return Array.from(value).some(needsTagging);
+  return isPlainObject(value) && Object.entries(value).some(([key, item]) => key.startsWith(MAP_TAG) || needsTagging(item));
+}
+
+/** Tags a value for storing, or untags a stored one (throwing on a tagged Map that is not a list of pairs). */
+function retag(value: unknown, storing: boolean): unknown {
+  const next = (item: unknown): unknown => retag(item, storing);
+  if (value instanceof Map) return { [MAP_TAG]: Array.from(value, ([key, item]) => [next(key), next(item)]) };
+  if (Array.isArray(value)) return value.map(next);
+  if (value instanceof Set) return new Set(Array.from(value, next));
+  if (!isPlainObject(value)) return value;
+  const keys = Object.keys(value);
+  if (!storing && keys.length === 1 && keys[0] === MAP_TAG) {
+    const entries = value[MAP_TAG];
+    if (!Array.isArray(entries) || !entries.every((entry) => Array.isArray(entry) && entry.length === 2)) throw new Error('bad tagged map');
+    return new Map(entries.map(([key, item]: unknown[]) => [next(key), next(item)]));
+  }
+  const copy: Record<string, unknown> = {};
+  for (const key of keys) {
+    const stored = !key.startsWith(MAP_TAG) ? key : storing ? MAP_TAG + key : key.slice(1);
+    // defineProperty, so that a `__proto__` key stays a key.
+    Object.defineProperty(copy, stored, { value: next(value[key]), enumerable: true, writable: true, configurable: true });
+  }
+  return copy;
+}
+
+/** Runs a KV operation again when no server answered it: nothing was stored, so repeating is safe, CAS included. */
+async function retryUnanswered<T>(operation: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await operation();
+    } catch (error) {
+      const cause = (error as Error | undefined)?.cause;
+      if (attempt >= UNANSWERED_ATTEMPTS || !(cause instanceof RequestError && cause.isNoResponders())) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt));
+    }
+  }
+}
+
+/** The write's outcome, or `null` when the server refused it for a wrong last sequence. */
+function unlessWrongLastSequence(write: Promise<number>): Promise<number | null> {
+  return write.catch((error: unknown) => {
+    if (isWrongLastSequence(error)) return null;
+    throw error;
+  });
+}
+
+function isWrongLastSequence(error: unknown): boolean {
+  const { StreamWrongLastSequence, StreamWrongLastSequenceUnknown } = JetStreamApiCodes;
+  return error instanceof JetStreamApiError && (error.code === StreamWrongLastSequence || error.code === StreamWrongLastSequenceUnknown);
+}
+
+function mismatch(bucket: string, key: string, expected: number, found: number | undefined, cause?: unknown): RevisionMismatchError {
+  const foundText = found === undefined ? '' : `, found ${found}`;
+  return new RevisionMismatchError(`${bucket}/${key}: expected revision ${expected}${foundText}`, cause === undefined ? {} : { cause });
+}

@@ -2,10 +2,76 @@
  * Wire codec (msgpackr, plain maps: no shared record structures between
  * processes) and the check that a result can travel on the wire at all.
  */
-import { Packr } from 'msgpackr';
+import { Packr, addExtension } from 'msgpackr';
 import type { BusMessage } from './bus/bus.js';
 
+/**
+ * A Map on its way to the wire. msgpackr writes a Map as a msgpack map, which
+ * reads back as a plain object (plain objects are msgpack maps too), so user
+ * values carry their Maps as this extension instead, read back as Maps.
+ */
+class WireMap {
+  constructor(readonly entries: Array<[unknown, unknown]>) {}
+}
+
+/** msgpack extension type of a Map in a user value ('M'; unused by msgpackr itself). */
+const MAP_EXTENSION_TYPE = 0x4d;
+addExtension({
+  Class: WireMap,
+  type: MAP_EXTENSION_TYPE,
+  write: (map: WireMap) => map.entries,
+  // Garbage throws here, and decoding it fails as any other garbage does.
+  read: (entries: unknown) => {
+    if (!Array.isArray(entries)) throw new TypeError('a Map on the wire must be a list of entries');
+    return new Map(entries as Array<[unknown, unknown]>);
+  },
+});
+
 const packr = new Packr({ useRecords: false, moreTypes: true });
+
+/**
+ * Prepares a user value (task arguments, a result, a stored value) for `encode`
+ * so that its Maps read back as Maps. Returns the value itself when it holds no
+ * Map; otherwise a copy of the containers on the way to each Map.
+ */
+export function toWireValue<V>(value: V): V {
+  return (holdsMap(value, 0) ? withWireMaps(value, 0) : value) as V;
+}
+
+/** Deeper than this, values are left as they are (and findUnserializable has already vetted them). */
+const MAX_DEPTH = 1_000;
+
+function holdsMap(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return false;
+  if (value instanceof Map) return true;
+  if (Array.isArray(value)) return value.some((item) => holdsMap(item, depth + 1));
+  if (value instanceof Set) return [...value].some((item) => holdsMap(item, depth + 1));
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return false;
+  for (const key in value) if (holdsMap((value as Record<string, unknown>)[key], depth + 1)) return true;
+  return false;
+}
+
+function withWireMaps(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value;
+  const next = (item: unknown) => withWireMaps(item, depth + 1);
+  if (value instanceof Map) return new WireMap(Array.from(value, ([key, item]) => [next(key), next(item)]));
+  if (Array.isArray(value)) return value.map(next);
+  if (value instanceof Set) return new Set([...value].map(next));
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return value;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) copy[key] = next((value as Record<string, unknown>)[key]);
+  return copy;
+}
+
+/** Encodes any plain value (a store entry's envelope); user values in it go through `toWireValue` first. */
+export function encodeValue(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Decodes bytes made by `encodeValue`; throws on bytes that are not msgpack. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  return packr.unpack(bytes);
+}
 
 export function encode(message: BusMessage): Uint8Array {
   return packr.pack(message);

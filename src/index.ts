@@ -31,6 +31,8 @@ export type { LoggerOptions, LogFormat } from './log.js';
 export { createMemoryBus } from './bus/memory.js';
 export type { Bus, BusMessage, Delivery, Subscription, SubscribeOptions, RequestOptions } from './bus/bus.js';
 export { createMemoryStore } from './store/memory.js';
+export { createKvStore } from './store/kv.js';
+export type { KvStore, KvStoreOptions } from './store/kv.js';
 export type { Store, StoreEntry, PutOptions } from './store/store.js';
 export {
   TenazError,

@@ -16,7 +16,7 @@ import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus, Delivery, Subscription } from '../bus/bus.js';
-import { encode, findUnserializable, parseMessage } from '../codec.js';
+import { encode, findUnserializable, parseMessage, toWireValue } from '../codec.js';
 import {
   CancelledError,
   ClosedError,
@@ -360,7 +360,7 @@ export class TaskWorker implements AsyncDisposable {
         const error = new UnserializableResultError(`task '${dispatch.taskName}' returned a value that cannot be serialised: ${where}`);
         return wire<TaskOutcome>({ ...base, ok: false, error: toWireError(error) });
       }
-      return wire<TaskOutcome>({ ...base, ok: true, value });
+      return wire<TaskOutcome>({ ...base, ok: true, value: toWireValue(value) });
     } catch (thrown) {
       // A body aborted because this worker stops is handed back as a crash: it runs again elsewhere.
       const reason: unknown = controller.signal.reason;

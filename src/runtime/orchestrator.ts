@@ -18,6 +18,7 @@ import { DropCounter } from '../drop-counter.js';
 import { createRootLogger } from '../log.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
+import { createKvStore } from '../store/kv.js';
 import { DEFAULT_NAMESPACE, createSubjects } from '../subjects.js';
 import { definitionOf, type FlowDefinition, type TaskDefinition } from './definitions.js';
 import type { Engine, RemoteExecution } from './engine.js';
@@ -31,7 +32,7 @@ export interface OrchestratorOptions {
   namespace?: string;
   /** The process's root logger. @default a logger from `createRootLogger()` */
   logger?: Logger;
-  /** Where cached results (and, later, run records) live. @default an in-memory store */
+  /** Where cached results (and, later, run records) live. @default JetStream KV with `nats`, else an in-memory store */
   store?: Store;
   /** The bus events are published on. @default an in-memory bus */
   bus?: Bus;
@@ -151,7 +152,10 @@ export class Orchestrator implements AsyncDisposable {
       logger,
       engineLogger,
       bus,
-      store: options.store ?? createMemoryStore({ now: options.now }),
+      // Over NATS the cache lives in JetStream KV, so a cached result serves every process.
+      store:
+        options.store ??
+        (nats ? createKvStore({ connection: nats, namespace, logger, now: options.now }) : createMemoryStore({ now: options.now })),
       subjects,
       now: options.now ?? Date.now,
       random: options.random ?? Math.random,

@@ -10,7 +10,7 @@ import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common
 import type { TaskRunContext, taskRunMachine } from '../../actors/task-run.js';
 import type { RemoteTaskRun } from '../remote/dispatcher.js';
 import type { TaskOutcome } from '../remote/messages.js';
-import { findUnserializable } from '../codec.js';
+import { findUnserializable, toWireValue } from '../codec.js';
 import {
   CancelledError,
   CrashedError,
@@ -188,7 +188,7 @@ export class TaskRunRuntime implements RemoteTaskRun {
         taskRunName: this.name,
         taskName: this.definition.options.name,
         attempt,
-        args: this.#args,
+        args: toWireValue(this.#args),
         heartbeatMs: remote.heartbeatMs,
         idempotencyKey: this.idempotencyKey,
         flowRunId: flowRun?.id,

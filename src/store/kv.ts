@@ -10,9 +10,8 @@ import { createHash } from 'node:crypto';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { RequestError, type NatsConnection } from '@nats-io/transport-node';
-import { Packr } from 'msgpackr';
 import type { Logger } from 'pino';
-import { findUnserializable } from '../codec.js';
+import { decodeValue, encodeValue, findUnserializable, toWireValue } from '../codec.js';
 import { DropCounter } from '../drop-counter.js';
 import { ClosedError, InvalidArgumentError, PayloadTooLargeError, RevisionMismatchError } from '../errors.js';
 import { DEFAULT_NAMESPACE } from '../subjects.js';
@@ -44,8 +43,8 @@ export interface KvStore extends Store {
 
 type ResolvedKvStoreOptions = Required<KvStoreOptions>;
 
-/** What a KV entry's bytes decode to: `key` is kept when the KV key is a hash of it, `tagged` when the value holds Maps. */
-interface Envelope { v: 1; value: unknown; expiresAt?: number; key?: string; tagged?: true }
+/** What a KV entry's bytes decode to: `key` is kept when the KV key is a hash of it. */
+interface Envelope { v: 1; value: unknown; expiresAt?: number; key?: string }
 
 /** One key's state: the KV revision of its last message (0: none), and the live entry, if any. */
 interface Current { revision: number; entry: StoreEntry | null; expired?: true }
@@ -66,10 +65,8 @@ const STREAM_NAME_IN_USE = 10058;
 const SUBJECTS_OVERLAP = 10065;
 /** Never written: `toKvKey` escapes `.`, so no store key maps to it. */
 const PROBE_KEY = '_.ready';
-const MAP_TAG = '\u0000';
 
 // The wire codec's options: plain maps, no shared record structures between processes.
-const packr = new Packr({ useRecords: false, moreTypes: true });
 
 /**
  * Creates a store over JetStream KV; buckets are created on first use.
@@ -193,11 +190,10 @@ class NatsKvStore implements KvStore {
   #encode(bucket: string, key: string, kvKey: string, value: unknown, ttlMs: number | undefined): Uint8Array {
     const unserializable = findUnserializable(value, 'value');
     if (unserializable !== null) throw new InvalidArgumentError(`${bucket}/${key}: cannot store ${unserializable}`);
-    const envelope: Envelope = { v: 1, value };
-    if (needsTagging(value)) Object.assign(envelope, { value: retag(value, true), tagged: true });
+    const envelope: Envelope = { v: 1, value: toWireValue(value) };
     if (ttlMs !== undefined) envelope.expiresAt = this.#options.now() + ttlMs;
     if (kvKey.includes('==')) envelope.key = key;
-    const bytes = packr.pack(envelope);
+    const bytes = encodeValue(envelope);
     const maxPayload = this.#options.connection.info?.max_payload;
     if (maxPayload !== undefined && bytes.length > maxPayload) {
       throw new PayloadTooLargeError(`${bucket}/${key}: value is ${bytes.length} bytes encoded, the server takes ${maxPayload}`);
@@ -270,12 +266,11 @@ const hex = (code: number, digits: number): string => code.toString(16).toUpperC
 /** The envelope in a KV entry's bytes; `null` when they are anything else. */
 function parseEnvelope(bytes: Uint8Array): Envelope | null {
   try {
-    const decoded: unknown = packr.unpack(bytes);
+    const decoded: unknown = decodeValue(bytes);
     if (!isPlainObject(decoded) || decoded.v !== 1 || !('value' in decoded)) return null;
-    const { expiresAt, key, tagged } = decoded;
-    if (tagged !== undefined && tagged !== true) return null;
+    const { expiresAt, key } = decoded;
     if ((expiresAt !== undefined && typeof expiresAt !== 'number') || (key !== undefined && typeof key !== 'string')) return null;
-    return { ...(decoded as unknown as Envelope), value: tagged ? retag(decoded.value, false) : decoded.value };
+    return decoded as unknown as Envelope;
   } catch {
     return null;
   }
@@ -284,38 +279,6 @@ function parseEnvelope(bytes: Uint8Array): Envelope | null {
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   const proto: unknown = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
   return proto === Object.prototype || proto === null;
-}
-
-// msgpack has one kind of map, and with plain maps on the wire msgpackr decodes every
-// one as an object. So a value holding Maps is stored with each Map as `{ '\0': entries }`,
-// and object keys starting with '\0' get one more, so that no object passes for a Map.
-
-function needsTagging(value: unknown): boolean {
-  if (value instanceof Map) return true;
-  if (Array.isArray(value) || value instanceof Set) return Array.from(value).some(needsTagging);
-  return isPlainObject(value) && Object.entries(value).some(([key, item]) => key.startsWith(MAP_TAG) || needsTagging(item));
-}
-
-/** Tags a value for storing, or untags a stored one (throwing on a tagged Map that is not a list of pairs). */
-function retag(value: unknown, storing: boolean): unknown {
-  const next = (item: unknown): unknown => retag(item, storing);
-  if (value instanceof Map) return { [MAP_TAG]: Array.from(value, ([key, item]) => [next(key), next(item)]) };
-  if (Array.isArray(value)) return value.map(next);
-  if (value instanceof Set) return new Set(Array.from(value, next));
-  if (!isPlainObject(value)) return value;
-  const keys = Object.keys(value);
-  if (!storing && keys.length === 1 && keys[0] === MAP_TAG) {
-    const entries = value[MAP_TAG];
-    if (!Array.isArray(entries) || !entries.every((entry) => Array.isArray(entry) && entry.length === 2)) throw new Error('bad tagged map');
-    return new Map(entries.map(([key, item]: unknown[]) => [next(key), next(item)]));
-  }
-  const copy: Record<string, unknown> = {};
-  for (const key of keys) {
-    const stored = !key.startsWith(MAP_TAG) ? key : storing ? MAP_TAG + key : key.slice(1);
-    // defineProperty, so that a `__proto__` key stays a key.
-    Object.defineProperty(copy, stored, { value: next(value[key]), enumerable: true, writable: true, configurable: true });
-  }
-  return copy;
 }
 
 /** Runs a KV operation again when no server answered it: nothing was stored, so repeating is safe, CAS included. */

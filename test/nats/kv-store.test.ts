@@ -122,7 +122,8 @@ describe('kv store', () => {
         ['version', packr.pack({ v: 2, value: 1 })],
         ['no-value', packr.pack({ v: 1 })],
         ['expiry', packr.pack({ v: 1, value: 1, expiresAt: 'soon' })],
-        ['tag', packr.pack({ v: 1, value: { '\u0000': 'not pairs' }, tagged: true })],
+        // {v: 1, value: <a Map extension whose payload is the string 'x', not a list of entries>}
+        ['tag', new Uint8Array([0x82, 0xa1, 0x76, 0x01, 0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65, 0xd5, 0x4d, 0xa1, 0x78])],
         [longKey, packr.pack({ v: 1, value: 'for another key', key: 'other' })],
       ];
       for (const [key, bytes] of garbage) await raw.put(toKvKey(key), bytes);

@@ -8,7 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
-import { busyFanOut, cancellable, deaf, failing, slowChain, spread } from '../fixtures/nats/tasks.js';
+import { busyFanOut, cachedFlow, cancellable, deaf, failing, roundTrip, slowChain, spread } from '../fixtures/nats/tasks.js';
 
 // Default heartbeat timeout: nothing here is about crashes, and a loaded machine must not fake one.
 const fixture = useNatsFixture({ claimWarningMs: 300 });
@@ -130,5 +130,46 @@ describe('workers', () => {
     await expect(owner.start(failing).result()).rejects.toMatchObject({ name: 'TypeError', message: 'boom on the worker' });
     const line = records.find((r) => r.level === 50 && String(r.msg).startsWith('Finished in state Failed') && 'taskRunId' in r);
     expect((line?.err as { stack?: string } | undefined)?.stack).toContain('fixtures/nats/tasks.ts');
+  });
+
+  it('carries arguments and results to a worker and back with their types: Map, Set, Date, bigint, bytes', async () => {
+    const { processes, server, owner } = fixture;
+    const worker = await processes.startWorker(server.url, 1);
+    const value = {
+      map: new Map<unknown, unknown>([[1, 'one'], ['nested', new Map([[2n, new Set([new Date(0)])]])]]),
+      bytes: new Uint8Array([1, 2, 3]),
+      list: [new Map([['a', 1]]), { plain: true }],
+    };
+    const result = (await owner.start(roundTrip, value).result()) as { got: typeof value; extra: Map<string, number> };
+    expect(result.got).toEqual(value);
+    expect(result.got.map).toBeInstanceOf(Map);
+    expect((result.got.map.get('nested') as Map<bigint, Set<Date>>).get(2n)).toEqual(new Set([new Date(0)]));
+    expect(result.got.list[0]).toBeInstanceOf(Map);
+    expect(result.got.list[1]).toEqual({ plain: true });
+    expect(result.extra.get('pid')).toBe(worker.pid);
+  });
+
+  it('serves a cached task result to a flow run owned by another process, in state Cached', async () => {
+    const { processes, server, owner } = fixture;
+    await processes.startWorker(server.url, 1);
+    const key = `key-${Date.now()}`;
+    const first = await owner.start(cachedFlow, key).result();
+
+    const connection = await connect({ servers: server.url });
+    const other = createOrchestrator({ nats: connection, logger: pino({ level: 'silent' }) });
+    try {
+      const otherEvents: string[] = [];
+      const stream = other.watch({ kind: 'task' });
+      void (async () => {
+        for await (const event of stream) otherEvents.push(event.state.name);
+      })();
+      const second = await other.start(cachedFlow, key).result();
+      expect(second).toEqual(first);
+      await waitFor(() => otherEvents.includes('Cached'), 5_000, 'a Cached task run');
+      stream.close();
+    } finally {
+      await other.close();
+      await connection.close();
+    }
   });
 });

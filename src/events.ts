@@ -53,17 +53,18 @@ const runStateSchema = z.object({
   name: z.enum(stateNames),
   timestamp: z.number(),
   attempt: z.number().int(),
-  message: z.string().optional(),
-  errorName: z.string().optional(),
-  errorCode: z.string().optional(),
-  scheduledAt: z.number().optional(),
+  message: z.string().nullish(),
+  errorName: z.string().nullish(),
+  errorCode: z.string().nullish(),
+  scheduledAt: z.number().nullish(),
 });
 
 const eventBase = {
   v: z.literal(EVENT_VERSION),
   seq: z.number().int().min(1),
-  flowName: z.string().optional(),
-  flowRunId: z.string().optional(),
+  // nullish: a client of another language may write absent fields as nil.
+  flowName: z.string().nullish(),
+  flowRunId: z.string().nullish(),
   state: runStateSchema,
   tags: z.array(z.string()).default([]),
 };
@@ -75,7 +76,7 @@ const runEventSchema = z.discriminatedUnion('type', [
     flowName: z.string(),
     flowRunId: z.string(),
     flowRunName: z.string(),
-    parentFlowRunId: z.string().optional(),
+    parentFlowRunId: z.string().nullish(),
   }),
   z.looseObject({
     ...eventBase,

@@ -5,6 +5,8 @@
 export { flow, task, unmapped, wait, allSettled, Unmapped } from './api.js';
 export type { Flow, Task, MapArgs, WaitOptions, SettledResult } from './api.js';
 export { createOrchestrator, connectOrchestrator, Orchestrator, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './runtime/orchestrator.js';
+export type { WatchOptions } from './runtime/orchestrator.js';
+export type { HistoryOptions, Since, HistoricRunEvent } from './history.js';
 export type { OrchestratorOptions, ConnectOptions, DrainOptions, EventStream, StartableFlow } from './runtime/orchestrator.js';
 export { TaskWorker } from './remote/worker.js';
 export type { WorkerOptions, WorkerDrainOptions, WorkerStats } from './remote/worker.js';

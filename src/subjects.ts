@@ -115,6 +115,8 @@ export interface Subjects {
   eventFilter(filter?: EventFilter): string;
   /** Where workers of `pool` take runs of `taskName`: `<ns>.task.<pool>.<task>`. */
   taskDispatch(pool: string, taskName: string): string;
+  /** The JetStream stream holding the history of run events: `<ns>_events`. */
+  readonly eventsStream: string;
   /** Every dispatch subject: `<ns>.task.>`, the subjects of the tasks stream. */
   readonly allTaskDispatch: string;
   /** The JetStream work-queue stream of task dispatches: `<ns>_tasks`. */
@@ -174,6 +176,7 @@ export function createSubjects(namespace: string = DEFAULT_NAMESPACE): Subjects 
       return `${evt}${flow}.${run}.${kind === 'flow' ? 'flow' : 'task.*.*'}`;
     },
     taskDispatch: (pool: string, taskName: string) => `${task}${encodeToken(pool)}.${encodeToken(taskName)}`,
+    eventsStream: `${namespace}_events`,
     allTaskDispatch: `${task}>`,
     tasksStream: `${namespace}_tasks`,
     taskConsumer: (pool: string, taskName: string) => `${encodeToken(pool)}~${encodeToken(taskName)}`,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RunState } from '../../actors/state.js';
 import type { FlowStateEvent, TaskStateEvent } from '../events.js';
-import { createEventFormatter, formatClock, isRunEvent } from './format-event.js';
+import { createEventFormatter, formatClock } from './format-event.js';
 
 const at = new Date(2026, 0, 2, 18, 2, 4, 289).getTime();
 
@@ -68,22 +68,6 @@ describe('createEventFormatter', () => {
   });
 });
 
-describe('isRunEvent', () => {
-  it('accepts flow and task events, including a task outside a flow whose flowRunId came back null', () => {
-    expect(isRunEvent(flowEvent())).toBe(true);
-    expect(isRunEvent(taskEvent())).toBe(true);
-    expect(isRunEvent({ ...taskEvent(), flowRunId: null })).toBe(true);
-  });
-
-  it('rejects what the formatter could not read', () => {
-    expect(isRunEvent(null)).toBe(false);
-    expect(isRunEvent({ ...flowEvent(), state: undefined })).toBe(false);
-    expect(isRunEvent({ ...flowEvent(), state: { ...flowEvent().state, name: 'Exploded' } })).toBe(false);
-    expect(isRunEvent({ ...flowEvent(), flowRunName: 3 })).toBe(false);
-    expect(isRunEvent({ ...taskEvent(), type: 'task.log' })).toBe(false);
-    expect(isRunEvent({ ...taskEvent(), seq: '2' })).toBe(false);
-  });
-});
 
 describe('formatClock', () => {
   it('pads every field', () => {

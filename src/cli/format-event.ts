@@ -63,23 +63,6 @@ export function createEventFormatter(options: EventFormatOptions = {}): EventFor
   };
 }
 
-/** Whether a message from the bus has what the formatter reads; the bytes came from the wire. */
-export function isRunEvent(value: unknown): value is RunEvent {
-  if (value === null || typeof value !== 'object') return false;
-  const event = value as Record<string, unknown>;
-  const state = event['state'] as Record<string, unknown> | null | undefined;
-  if (state === null || typeof state !== 'object') return false;
-  if (!isStateName(state['name']) || typeof state['timestamp'] !== 'number' || typeof state['attempt'] !== 'number') return false;
-  if (typeof event['seq'] !== 'number') return false;
-  if (event['type'] === 'flow.state') {
-    return typeof event['flowName'] === 'string' && typeof event['flowRunId'] === 'string' && typeof event['flowRunName'] === 'string';
-  }
-  if (event['type'] === 'task.state') {
-    const flowRunId = event['flowRunId'];
-    return typeof event['taskRunName'] === 'string' && (flowRunId === undefined || flowRunId === null || typeof flowRunId === 'string');
-  }
-  return false;
-}
 
 function describeState(state: RunEvent['state'], colorize: boolean): string {
   const color = colorize ? STATE_COLORS[state.name] : undefined;

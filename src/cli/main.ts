@@ -74,7 +74,8 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
     .option('-f, --flow <name>', 'only runs of this flow')
     .option('-r, --run <id>', 'only this flow run (its id) and its task runs')
     .addOption(new Option('--kind <kind>', 'only flow run events or only task run events').choices(['flow', 'task']))
-    .option('--json', 'print each event as one JSON object per line');
+    .option('--json', 'print each event as one JSON object per line (replayed events carry their streamSeq)')
+    .option('--since <time|seq>', 'first replay the event history from a time (ISO 8601) or a history sequence number, then go on live');
   addConnectionOptions(watch, 'required');
   addLogOptions(watch, 'warn')
     .addHelpText(
@@ -86,7 +87,9 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
         "  18:02:04.622 | task fetch-0 'light-potoo' → Running (attempt 2)\n" +
         '\nExamples:\n' +
         '  tenaz watch --nats nats://127.0.0.1:4222\n' +
-        '  tenaz watch --flow etl --json | jq .state.name',
+        '  tenaz watch --flow etl --json | jq .state.name\n' +
+        '  tenaz watch --since 2026-11-23T18:00:00Z\n' +
+        '  tenaz watch --since 1 --json        # the whole history kept, then live',
     )
     .action(async (options: WatchCommandOptions) => onExit(await watchCommand(options, io)));
 

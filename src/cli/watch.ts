@@ -6,11 +6,12 @@
  */
 import type { LevelWithSilent } from 'pino';
 import type { EventFilter } from '../events.js';
+import type { Since } from '../history.js';
 import { createRootLogger } from '../log.js';
 import { createSubjects } from '../subjects.js';
 import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { CliError } from './errors.js';
-import { createEventFormatter, isRunEvent } from './format-event.js';
+import { createEventFormatter } from './format-event.js';
 import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
 import { note, type CliStreams } from './streams.js';
 
@@ -24,6 +25,8 @@ export interface WatchCommandOptions extends ConnectionFlags, LogFlags {
   kind?: 'flow' | 'task';
   /** One JSON object per event instead of a line of text. @default false */
   json?: boolean;
+  /** Replay the history from this time (ISO 8601) or history sequence number first. */
+  since?: string;
 }
 
 /**
@@ -37,6 +40,7 @@ export async function watchCommand(options: WatchCommandOptions, io: CliStreams)
   const level = options.logLevel ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
   const logger = createRootLogger({ format: options.logFormat, level, destination: io.stderr });
   const filter = toFilter(options);
+  const since = options.since === undefined ? undefined : parseSinceFlag(options.since);
   let subject: string;
   try {
     subject = createSubjects(namespaceOf(options)).eventFilter(filter);
@@ -48,7 +52,7 @@ export async function watchCommand(options: WatchCommandOptions, io: CliStreams)
   const trap = trapShutdownSignals();
   let stopped = false;
   try {
-    const events = orchestrator.watch(filter);
+    const events = orchestrator.watch({ ...filter, since });
     const stop = () => {
       stopped = true;
       events.close();
@@ -59,18 +63,10 @@ export async function watchCommand(options: WatchCommandOptions, io: CliStreams)
     io.stdout.on('error', stop);
     // Once the server has the subscription, nothing published from now on is missed.
     await orchestrator.nats?.flush();
-    note(io, `watching ${subject} on ${server ?? 'NATS'}`);
+    note(io, `watching ${subject} on ${server ?? 'NATS'}${since === undefined ? '' : `, from ${options.since} in the history`}`);
     const format = createEventFormatter({ json: options.json, colorize: io.stdout.isTTY === true && !process.env.NO_COLOR });
-    const log = logger.child({ component: 'tenaz.watch' });
-    let invalid = 0;
-    for await (const event of events) {
-      if (!isRunEvent(event)) {
-        // Untrusted bytes: counted and skipped; the first one says so.
-        if (invalid++ === 0) log.warn({ type: (event as { type?: unknown }).type }, 'skipped an event that is not a valid run event');
-        continue;
-      }
-      io.stdout.write(`${format(event)}\n`);
-    }
+    // The orchestrator validates what comes off the wire: only run events get here.
+    for await (const event of events) io.stdout.write(`${format(event)}\n`);
     if (stopped) return 0;
     note(io, 'the event subscription ended');
     return 1;
@@ -86,4 +82,13 @@ function toFilter(options: WatchCommandOptions): EventFilter {
   if (options.run !== undefined) filter.flowRunId = options.run;
   if (options.kind !== undefined) filter.kind = options.kind;
   return filter;
+}
+
+/** `--since`: a history sequence number (digits) or a time (ISO 8601, or anything Date.parse reads). */
+function parseSinceFlag(value: string): Since {
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return { seq: Number(text) };
+  const time = Date.parse(text);
+  if (Number.isNaN(time)) throw new CliError(`--since takes a time (e.g. 2026-11-23T18:00:00Z) or a sequence number, got ${JSON.stringify(value)}`);
+  return { time };
 }

@@ -14,6 +14,8 @@ import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connect
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
 import { parseRunEvent, type EventFilter, type RunEvent } from '../events.js';
+import { ensureEventsStream, parseSince, replayEvents, type HistoricRunEvent, type HistoryOptions, type Since } from '../history.js';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { DropCounter } from '../drop-counter.js';
 import { createRootLogger } from '../log.js';
 import { createMemoryStore } from '../store/memory.js';
@@ -59,6 +61,17 @@ export interface OrchestratorOptions {
   heartbeatTimeoutMs?: number;
   /** How long a dispatched task run waits for a worker before a warning is logged, in ms. @default 10000 */
   claimWarningMs?: number;
+  /**
+   * The history of run events kept in JetStream (with `nats`), which `watch({ since })`
+   * replays; `false` to neither create nor use it. @default kept 7 days, at most 1 GiB
+   */
+  history?: HistoryOptions | false;
+}
+
+/** What to watch; `since` replays the history first (needs NATS). */
+export interface WatchOptions extends EventFilter {
+  /** Replay from this time or history sequence, then go on live, without a gap or a duplicate. */
+  since?: Since;
 }
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3_000;
@@ -87,6 +100,8 @@ export interface StartableFlow<A extends unknown[], R> {
 export const INTERNAL = Symbol.for('tenaz.orchestrator.internal');
 
 export interface OrchestratorInternals {
+  /** Settles once the event history stream exists, or could not be made. Never rejects. */
+  historyReady(): Promise<void>;
   submitTask(definition: TaskDefinition, args: unknown[], flowRun: FlowRunRuntime | undefined): TaskRunRuntime;
   startFlow(definition: FlowDefinition, args: unknown[], parent: FlowRunRuntime | undefined): FlowRunRuntime;
 }
@@ -96,6 +111,9 @@ export class Orchestrator implements AsyncDisposable {
   readonly #ownsLogger: boolean;
   readonly #nats: NatsConnection | undefined;
   readonly #workers = new Set<TaskWorker>();
+  #history = false;
+  /** Settles once the history stream exists (or could not be made). */
+  #historyReady: Promise<void> = Promise.resolve();
   #state: 'open' | 'draining' | 'closed' = 'open';
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
@@ -172,6 +190,15 @@ export class Orchestrator implements AsyncDisposable {
       },
     };
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#history = nats !== undefined && options.history !== false;
+    if (nats !== undefined && options.history !== false) {
+      const history = options.history;
+      // In the background (connectOrchestrator waits for it): events published before
+      // the stream exists are simply not in the history.
+      this.#historyReady = jetstreamManager(nats)
+        .then((jsm) => ensureEventsStream(jsm, subjects, history))
+        .catch((err: unknown) => engineLogger.warn({ err }, 'could not create the event history stream; events are not kept'));
+    }
   }
 
   /** The process's root logger, as given or created. */
@@ -225,9 +252,15 @@ export class Orchestrator implements AsyncDisposable {
     return worker;
   }
 
-  /** Every run event matching the filter, from now on, in each run's order. */
-  watch(filter: EventFilter = {}): EventStream {
+  /**
+   * Every run event matching the filter, in each run's order: from now on, or, with
+   * `since`, from that point of the history (NATS only) and then on, live.
+   * @example for await (const event of orchestrator.watch({ flowName: 'etl', since: new Date(Date.now() - 60_000) })) ...
+   */
+  watch(options: WatchOptions = {}): EventStream {
     this.#check();
+    const { since, ...filter } = options;
+    if (since !== undefined) return this.#replay(filter, parseSince(since));
     const subscription = this.#engine.bus.subscribe(this.#engine.subjects.eventFilter(filter));
     const drops = new DropCounter(this.#engine.engineLogger, 'dropped a message on an event subject that is not a run event');
     return {
@@ -242,7 +275,20 @@ export class Orchestrator implements AsyncDisposable {
     };
   }
 
+  #replay(filter: EventFilter, since: Since): EventStream {
+    if (!this.#nats) throw new NatsRequiredError('watch({ since }) replays the event history kept in NATS JetStream; this orchestrator has no NATS connection');
+    if (!this.#history) throw new InvalidArgumentError('watch({ since }) needs the event history, which this orchestrator was created without (history: false)');
+    // Checked here, so that a bad filter throws now rather than on iteration.
+    this.#engine.subjects.eventFilter(filter);
+    const replay = replayEvents(this.#nats, this.#engine.subjects, filter, since, this.#engine.engineLogger);
+    return {
+      [Symbol.asyncIterator]: () => replay.events[Symbol.asyncIterator]() as AsyncIterator<HistoricRunEvent>,
+      close: () => replay.stop(),
+    };
+  }
+
   readonly [INTERNAL]: OrchestratorInternals = {
+    historyReady: () => this.#historyReady,
     submitTask: (definition, args, flowRun) => {
       // A draining orchestrator still serves the runs in flight.
       this.#check(flowRun !== undefined);
@@ -348,7 +394,9 @@ export async function connectOrchestrator(options: ConnectOptions = {}): Promise
   const logger = options.logger ?? createRootLogger();
   const { connection, owned } = await connectNats(option, logger.child({ component: 'tenaz.nats' }));
   try {
-    return new Orchestrator({ ...options, logger, nats: connection, [OWNED_CONNECTION]: owned });
+    const orchestrator = new Orchestrator({ ...options, logger, nats: connection, [OWNED_CONNECTION]: owned });
+    await orchestrator[INTERNAL].historyReady();
+    return orchestrator;
   } catch (error) {
     // Bad options: the connection opened for them must not be left open.
     if (owned) await connection.close().catch(() => {});

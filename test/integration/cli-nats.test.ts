@@ -100,6 +100,31 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     for (const watcher of [json, pretty]) expect(await watcher.exited).toEqual({ code: 0, signal: null });
   });
 
+  it('replays a finished flow run from the history with watch --since, each transition once, then stays live', async (context) => {
+    const processes = processesOf(context);
+    await startWorker(processes, ['--nats', server.url, '--concurrency', '2']);
+    const run = processes.spawn(['run', CHAIN, '--flow', 'chain', '--param', 'n=2', '--param', 'ms=0', '--nats', server.url]);
+    expect(await run.exited, run.stderr).toEqual({ code: 0, signal: null });
+    const flowRunId = splitJsonLogs(run.stdout).logs.find((record) => typeof record.flowRunId === 'string')?.flowRunId as string;
+
+    const replay = processes.spawn(['watch', '--since', '1', '--run', flowRunId, '--json', '--nats', server.url]);
+    await replay.waitFor('stdout', /^(?=.*"type":"flow\.state")(?=.*"name":"Completed").*$/m);
+    const runs = eventsByRun(replay.stdout);
+    expect(runs.size).toBe(4);
+    for (const events of runs.values()) expect(events.map((e) => e.state.name)).toEqual(['Pending', 'Running', 'Completed']);
+    const seqs = replay.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { streamSeq: number }).streamSeq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(seqs.length);
+    replay.signal('SIGINT');
+    expect(await replay.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('rejects watch --since that is neither a time nor a sequence with one tenaz: line and exit code 2', async (context) => {
+    const watch = processesOf(context).spawn(['watch', '--since', 'yesterday-ish', '--nats', server.url]);
+    expect((await watch.exited).code).toBe(2);
+    expectOneErrorLine(watch.stderr, /--since takes a time/);
+  });
+
   it('drains a worker on SIGTERM: its running task run finishes, then it exits 0', async (context) => {
     const processes = processesOf(context);
     // Its own namespace: no other worker can take the task run or be handed it back.

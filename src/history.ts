@@ -1,0 +1,136 @@
+/**
+ * The history of run events: a JetStream stream over every event subject, so
+ * that an observer can replay events from a point in time or a sequence and
+ * then keep following live ones, with neither a gap nor a duplicate (one
+ * ordered consumer reads both, resuming from its last sequence after a
+ * reconnect or a server restart).
+ *
+ * Events reach the stream by being published on their subjects: the runtime
+ * does nothing more to record them than to publish them.
+ */
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { parseMessage } from './codec.js';
+import { DropCounter } from './drop-counter.js';
+import { InvalidArgumentError } from './errors.js';
+import { parseRunEvent, type RunEvent } from './events.js';
+import type { EventFilter, Subjects } from './subjects.js';
+
+export interface HistoryOptions {
+  /** How long events are kept, in ms. @default 7 days */
+  maxAgeMs?: number;
+  /** How many bytes of events are kept; the oldest go first. @default 1 GiB */
+  maxBytes?: number;
+}
+
+export const DEFAULT_HISTORY_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
+export const DEFAULT_HISTORY_MAX_BYTES = 1024 ** 3;
+
+/** Where a replay starts: a time (a Date, or ms since the epoch as `{ time }`) or a stream sequence. */
+export type Since = Date | { time: number } | { seq: number };
+
+/** A replayed event, with its place in the history. */
+export type HistoricRunEvent = RunEvent & {
+  /** Sequence of the event in the history stream: `--since` this number + 1 resumes after it. */
+  readonly streamSeq: number;
+};
+
+/** Makes sure the history stream exists; idempotent, and safe when several processes race. */
+export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjects, options: HistoryOptions = {}): Promise<void> {
+  try {
+    await jsm.streams.info(subjects.eventsStream);
+    return;
+  } catch (error) {
+    if (!/not found/i.test(String((error as Error)?.message))) throw error;
+  }
+  try {
+    await jsm.streams.add({
+      name: subjects.eventsStream,
+      subjects: [subjects.eventFilter()],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(options.maxAgeMs ?? DEFAULT_HISTORY_MAX_AGE_MS),
+      max_bytes: options.maxBytes ?? DEFAULT_HISTORY_MAX_BYTES,
+    });
+  } catch (error) {
+    if (!/already in use/i.test(String((error as Error)?.message))) throw error;
+  }
+}
+
+/** Checks and normalises what `watch({ since })` and `tenaz watch --since` accept. */
+export function parseSince(value: unknown): Since {
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new InvalidArgumentError('since must be a valid date');
+    return value;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const { time, seq } = value as { time?: unknown; seq?: unknown };
+    if (typeof seq === 'number' && Number.isInteger(seq) && seq >= 0) return { seq };
+    if (typeof time === 'number' && Number.isFinite(time)) return { time };
+  }
+  throw new InvalidArgumentError(`since must be a Date, { time: ms } or { seq: n } (n >= 0), got ${JSON.stringify(value)}`);
+}
+
+/**
+ * Every event matching `filter` from `since` on: first the history, then live,
+ * until `signal` aborts or `stop()` is called.
+ */
+export function replayEvents(
+  connection: NatsConnection,
+  subjects: Subjects,
+  filter: EventFilter,
+  since: Since,
+  logger: Logger,
+): { events: AsyncIterable<HistoricRunEvent>; stop(): void } {
+  let messages: ConsumerMessages | undefined;
+  let stopped = false;
+  const drops = new DropCounter(logger, 'dropped a message in the event history that is not a run event');
+  const start =
+    since instanceof Date || 'time' in since
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since instanceof Date ? since.getTime() : since.time).toISOString() }
+      : since.seq <= 1
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: since.seq };
+
+  async function* iterate(): AsyncGenerator<HistoricRunEvent> {
+    const jsm = await jetstreamManager(connection);
+    await ensureEventsStream(jsm, subjects);
+    if (stopped) return;
+    // An ordered consumer: no acks, in stream order, recreated from its last sequence when lost.
+    const consumer = await jetstream(connection).consumers.get(subjects.eventsStream, {
+      // One subject as a string: nats-server 2.9 takes a single filter subject.
+      filter_subjects: subjects.eventFilter(filter),
+      ...start,
+    });
+    messages = await consumer.consume();
+    if (stopped) messages.stop();
+    for await (const message of messages) {
+      const decoded = parseMessage(message.data);
+      const event = decoded === null ? null : parseRunEvent(decoded);
+      if (event === null) {
+        drops.drop({ subject: message.subject, streamSeq: message.seq });
+        continue;
+      }
+      yield Object.assign(event, { streamSeq: message.seq });
+    }
+  }
+
+  return {
+    events: { [Symbol.asyncIterator]: () => iterate() },
+    stop() {
+      stopped = true;
+      messages?.stop();
+    },
+  };
+}

@@ -9,6 +9,7 @@
  * does nothing more to record them than to publish them.
  */
 import {
+  AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
   RetentionPolicy,
@@ -35,6 +36,8 @@ export interface HistoryOptions {
 
 export const DEFAULT_HISTORY_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 export const DEFAULT_HISTORY_MAX_BYTES = 1024 ** 3;
+/** How long one pull of the history waits; also how soon a lost consumer is noticed. */
+const CONSUME_EXPIRES_MS = 2_000;
 
 /** Where a replay starts: a time (a Date, or ms since the epoch as `{ time }`) or a stream sequence. */
 export type Since = Date | { time: number } | { seq: number };
@@ -96,33 +99,45 @@ export function replayEvents(
   let messages: ConsumerMessages | undefined;
   let stopped = false;
   const drops = new DropCounter(logger, 'dropped a message in the event history that is not a run event');
-  const start =
-    since instanceof Date || 'time' in since
-      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(since instanceof Date ? since.getTime() : since.time).toISOString() }
-      : since.seq <= 1
-        ? { deliver_policy: DeliverPolicy.All }
-        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: since.seq };
-
   async function* iterate(): AsyncGenerator<HistoricRunEvent> {
+    try {
+      yield* follow();
+    } catch (error) {
+      // Closing the watch, or the connection, under a watcher that is still starting ends it quietly.
+      if (stopped || connection.isClosed()) return;
+      throw error;
+    }
+  }
+
+  async function* follow(): AsyncGenerator<HistoricRunEvent> {
     const jsm = await jetstreamManager(connection);
     await ensureEventsStream(jsm, subjects);
+    // A time becomes a sequence first: nats.js's ordered consumer cannot remake itself after a
+    // server restart when it was made with a start time (it keeps the time beside the sequence).
+    const startSeq = 'seq' in since ? since.seq : await sequenceAt(jsm, subjects.eventsStream, since instanceof Date ? since.getTime() : since.time);
     if (stopped) return;
     // An ordered consumer: no acks, in stream order, recreated from its last sequence when lost.
     const consumer = await jetstream(connection).consumers.get(subjects.eventsStream, {
       // One subject as a string: nats-server 2.9 takes a single filter subject.
       filter_subjects: subjects.eventFilter(filter),
-      ...start,
+      ...(startSeq <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }),
     });
-    messages = await consumer.consume();
+    // Short pulls: a consumer lost in a server restart is noticed, and remade, within seconds.
+    messages = await consumer.consume({ expires: CONSUME_EXPIRES_MS });
     if (stopped) messages.stop();
-    for await (const message of messages) {
-      const decoded = parseMessage(message.data);
-      const event = decoded === null ? null : parseRunEvent(decoded);
-      if (event === null) {
-        drops.drop({ subject: message.subject, streamSeq: message.seq });
-        continue;
+    try {
+      for await (const message of messages) {
+        const decoded = parseMessage(message.data);
+        const event = decoded === null ? null : parseRunEvent(decoded);
+        if (event === null) {
+          drops.drop({ subject: message.subject, streamSeq: message.seq });
+          continue;
+        }
+        yield Object.assign(event, { streamSeq: message.seq });
       }
-      yield Object.assign(event, { streamSeq: message.seq });
+    } catch (err) {
+      // The connection closed under the watcher: the stream of events ends.
+      if (!stopped && !connection.isClosed()) logger.warn({ err }, 'stopped reading the event history');
     }
   }
 
@@ -133,4 +148,17 @@ export function replayEvents(
       messages?.stop();
     },
   };
+}
+
+/** The sequence of the first event stored at or after `time` (the next one to come, if none is). */
+async function sequenceAt(jsm: JetStreamManager, stream: string, time: number): Promise<number> {
+  // A throwaway consumer: the server finds the sequence, and says it as the one "delivered" before it.
+  const info = await jsm.consumers.add(stream, {
+    ack_policy: AckPolicy.None,
+    deliver_policy: DeliverPolicy.StartTime,
+    opt_start_time: new Date(time).toISOString(),
+    inactive_threshold: nanos(5_000),
+  });
+  jsm.consumers.delete(stream, info.name).catch(() => {});
+  return info.delivered.stream_seq + 1;
 }

@@ -261,6 +261,10 @@ export class Orchestrator implements AsyncDisposable {
     this.#check();
     const { since, ...filter } = options;
     if (since !== undefined) return this.#replay(filter, parseSince(since));
+    // Over NATS, live events come through the history too: its ordered consumer picks up
+    // where it was after a reconnect, where a plain subscription misses what was published
+    // while it was away. It starts at this call's time, so nothing after the call is missed.
+    if (this.#history && this.#nats) return this.#replay(filter, { time: this.#engine.now() });
     const subscription = this.#engine.bus.subscribe(this.#engine.subjects.eventFilter(filter));
     const drops = new DropCounter(this.#engine.engineLogger, 'dropped a message on an event subject that is not a run event');
     return {

@@ -76,5 +76,16 @@ describe('task runs on worker processes', () => {
     await server.start();
     const result = await run.result();
     expect(result.map((r) => r.i)).toEqual([0, 1, 2, 3, 4, 5]);
+
+    // The live watcher missed nothing while the server was away: every run's seq counts up without a gap.
+    const { events } = fixture;
+    await events.untilFlowEnds();
+    const seqs = new Map<string, number[]>();
+    for (const e of events.events) {
+      const id = e.type === 'flow.state' ? e.flowRunId : e.taskRunId;
+      seqs.set(id, [...(seqs.get(id) ?? []), e.seq]);
+    }
+    expect(seqs.size).toBe(7);
+    for (const list of seqs.values()) expect(list).toEqual(list.map((_, i) => i + 1));
   }, 30_000);
 });

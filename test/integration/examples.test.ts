@@ -89,3 +89,14 @@ describe('examples/showcase.ts', () => {
     expect(logs.at(-1)).toMatchObject({ flowName: 'showcase', msg: 'Finished in state Completed()' });
   });
 });
+
+describe('examples/batch.ts', () => {
+  it('fetches, transforms and sums its items', async () => {
+    const { code, stdout, stderr } = await runTenaz(['run', 'examples/batch.ts', '--param', 'items=6', '--param', 'ms=5']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const { result } = parseJsonRun(stdout);
+    // Each item i becomes 3i + 1: 3 * (0 + ... + 5) + 6.
+    expect(result).toMatchObject({ items: 6, total: 51, taskRunsByWorkerPid: expect.any(Object) });
+  });
+});

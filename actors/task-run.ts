@@ -136,6 +136,11 @@ export const taskRunMachine = setup({
     publish: (_, _params: { state: StateName }) => {},
     reportFailure: () => {},
     warnUnclaimed: () => {},
+    /** The current attempt threw (or, remote, could not even be dispatched): its supervisor decides. */
+    recordError: assign({
+      failure: ({ context, event }) => (event.type === 'attempt.failed' ? { kind: 'error' as const, error: event.error } : context.failure),
+      failures: ({ context }) => context.failures + 1,
+    }),
   },
   delays: {
     retryDelay: ({ context }) => context.retryDelayMs,
@@ -204,14 +209,7 @@ export const taskRunMachine = setup({
           ],
         },
         // The dispatch itself failed (arguments too large, ...).
-        'attempt.failed': {
-          guard: 'isCurrentAttempt',
-          target: 'Supervised',
-          actions: assign({
-            failure: ({ event }) => ({ kind: 'error' as const, error: event.error }),
-            failures: ({ context }) => context.failures + 1,
-          }),
-        },
+        'attempt.failed': { guard: 'isCurrentAttempt', target: 'Supervised', actions: 'recordError' },
       },
     },
     Running: {
@@ -250,14 +248,7 @@ export const taskRunMachine = setup({
           target: 'Completed',
           actions: assign({ result: ({ event }) => event.value, failure: undefined }),
         },
-        'attempt.failed': {
-          guard: 'isCurrentAttempt',
-          target: 'Supervised',
-          actions: assign({
-            failure: ({ event }) => ({ kind: 'error' as const, error: event.error }),
-            failures: ({ context }) => context.failures + 1,
-          }),
-        },
+        'attempt.failed': { guard: 'isCurrentAttempt', target: 'Supervised', actions: 'recordError' },
         'attempt.timedOut': {
           guard: 'isCurrentAttempt',
           target: 'Supervised',

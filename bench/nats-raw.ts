@@ -55,26 +55,4 @@ export async function handle(taskName: string, request: RawRequest): Promise<Raw
   }
 }
 
-/** A counting semaphore: at most `size` holders at once, waiters served in order. */
-export class Slots {
-  #free: number;
-  readonly #waiters: Array<() => void> = [];
-
-  constructor(size: number) {
-    this.#free = size;
-  }
-
-  acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free -= 1;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#free += 1;
-  }
-}
+export { Slots } from '../src/remote/slots.js';

@@ -1,9 +1,7 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, it, expect } from 'vitest';
 import type { BusMessage, Delivery } from '../../src/bus/bus.js';
 import { createMemoryBus } from '../../src/bus/memory.js';
-import { ClosedError, IllegalStateError, InvalidArgumentError, NoRespondersError, TimeoutError } from '../../src/errors.js';
+import { NoRespondersError, TimeoutError } from '../../src/errors.js';
 import { describeBusConformance } from '../support/bus-conformance.js';
 
 const msg = (n = 0): BusMessage => ({ v: 1, type: 'test.msg', n });
@@ -15,16 +13,6 @@ function record(bus: ReturnType<typeof createMemoryBus>, subject: string, queue?
   return seen;
 }
 
-function memoryLogger() {
-  const records: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      records.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, stream), records };
-}
 
 describe('MemoryBus subject matching', () => {
   const table: Array<[pattern: string, subject: string, matches: boolean]> = [

@@ -132,6 +132,8 @@ export interface Subjects {
   worker(workerId: string): string;
   /** Control messages (cancel, ...) for a flow run: `<ns>.ctl.<flowRunId>`. */
   control(flowRunId: string): string;
+  /** Every flow run's control subject: `<ns>.ctl.*`. */
+  readonly allControl: string;
 }
 
 /**
@@ -183,6 +185,7 @@ export function createSubjects(namespace: string = DEFAULT_NAMESPACE): Subjects 
     owner: (ownerId: string) => `${owner}${encodeToken(ownerId)}`,
     worker: (workerId: string) => `${worker}${encodeToken(workerId)}`,
     control: (flowRunId: string) => `${ctl}${encodeToken(flowRunId)}`,
+    allControl: `${ctl}*`,
   });
 }
 

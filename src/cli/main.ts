@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { NAMESPACE_ENV, NATS_URL_ENV } from './connection.js';
 import { CliError } from './errors.js';
 import { runCommand, type RunCommandOptions } from './run.js';
+import { runsCancelCommand, type RunsCancelOptions } from './runs.js';
 import { processStreams, type CliStreams } from './streams.js';
 import { watchCommand, type WatchCommandOptions } from './watch.js';
 import { DEFAULT_WORKER_GRACE_MS, workerCommand, type WorkerCommandOptions } from './worker.js';
@@ -92,6 +93,15 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
         '  tenaz watch --since 1 --json        # the whole history kept, then live',
     )
     .action(async (options: WatchCommandOptions) => onExit(await watchCommand(options, io)));
+
+  const runs = program.command('runs').description('Manage flow runs from any process.');
+  const cancel = runs
+    .command('cancel')
+    .description('Cancel a flow run, wherever it runs: its owner aborts its task bodies, and it ends Cancelled.')
+    .argument('<id>', 'the flow run id (in `tenaz watch --json` output and in the run logs)')
+    .option('--reason <text>', 'why, for the logs and the bodies\' abort reason', 'cancelled');
+  addConnectionOptions(cancel, 'required');
+  addLogOptions(cancel, 'warn').action(async (id: string, options: RunsCancelOptions) => onExit(await runsCancelCommand(id, options, io)));
 
   return program;
 }

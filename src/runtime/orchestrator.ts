@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/bus.js';
+import { z } from 'zod';
+import type { Bus, BusMessage, Delivery, Subscription } from '../bus/bus.js';
 import { createMemoryBus } from '../bus/memory.js';
 import { createNatsBus } from '../bus/nats.js';
 import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError } from '../errors.js';
@@ -78,6 +79,17 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3_000;
 const MIN_HEARTBEAT_TIMEOUT_MS = 100;
 const DEFAULT_CLAIM_WARNING_MS = 10_000;
 
+const flowCancelSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('flow.cancel'),
+  flowRunId: z.string().min(1).max(200),
+  reason: z.string().max(1_000).default('cancelled'),
+});
+
+function flowCancelMessage(flowRunId: string, reason: string): BusMessage {
+  return { v: 1, type: 'flow.cancel', flowRunId, reason };
+}
+
 /** Marks a connection the orchestrator opened itself and must close. */
 const OWNED_CONNECTION = Symbol('tenaz.ownedConnection');
 
@@ -112,6 +124,8 @@ export class Orchestrator implements AsyncDisposable {
   readonly #nats: NatsConnection | undefined;
   readonly #workers = new Set<TaskWorker>();
   #history = false;
+  #control: Subscription | undefined;
+  #controlDrops: DropCounter | undefined;
   /** Settles once the history stream exists (or could not be made). */
   #historyReady: Promise<void> = Promise.resolve();
   #state: 'open' | 'draining' | 'closed' = 'open';
@@ -190,6 +204,11 @@ export class Orchestrator implements AsyncDisposable {
       },
     };
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
+    if (nats !== undefined) {
+      // Flow runs owned here can be cancelled from any process (`tenaz runs cancel`).
+      this.#control = bus.subscribe(subjects.allControl, { callback: (delivery) => this.#onControl(delivery) });
+      this.#controlDrops = new DropCounter(engineLogger, 'dropped a control message that is not a flow run cancel');
+    }
     this.#history = nats !== undefined && options.history !== false;
     if (nats !== undefined && options.history !== false) {
       const history = options.history;
@@ -279,6 +298,33 @@ export class Orchestrator implements AsyncDisposable {
     };
   }
 
+  /**
+   * Cancels a flow run by id, wherever it runs: here, or (over NATS) in the process
+   * that owns it. Resolves once the request is sent; the run then goes `Cancelling`
+   * and `Cancelled` (watch it to know when). Unknown ids are ignored by every owner.
+   */
+  async cancelRun(flowRunId: string, reason = 'cancelled'): Promise<void> {
+    this.#check();
+    if (typeof flowRunId !== 'string' || flowRunId === '') throw new InvalidArgumentError('cancelRun() needs a flow run id');
+    const local = this.#engine.flowRuns.get(flowRunId);
+    if (local) return local.cancel(reason);
+    if (!this.#nats) return;
+    this.#engine.bus.publish(this.#engine.subjects.control(flowRunId), flowCancelMessage(flowRunId, reason));
+    await this.#engine.bus.flush();
+  }
+
+  #onControl(delivery: Delivery): void {
+    const parsed = flowCancelSchema.safeParse(delivery.message);
+    if (!parsed.success) {
+      this.#controlDrops?.drop({ subject: delivery.subject, type: delivery.message.type });
+      return;
+    }
+    const run = this.#engine.flowRuns.get(parsed.data.flowRunId);
+    if (!run) return;
+    this.#engine.engineLogger.info({ flowRunId: run.id, reason: parsed.data.reason }, `Cancelling flow run '${run.name}' at another process's request`);
+    run.cancel(parsed.data.reason);
+  }
+
   #replay(filter: EventFilter, since: Since): EventStream {
     if (!this.#nats) throw new NatsRequiredError('watch({ since }) replays the event history kept in NATS JetStream; this orchestrator has no NATS connection');
     if (!this.#history) throw new InvalidArgumentError('watch({ since }) needs the event history, which this orchestrator was created without (history: false)');
@@ -361,6 +407,7 @@ export class Orchestrator implements AsyncDisposable {
     }
     await Promise.all(settling);
     this.#engine.remote?.dispatcher.close();
+    this.#control?.unsubscribe();
     await this.#engine.bus.drain();
     await this.#engine.store.close();
     if (this.#ownsLogger) this.#engine.logger.flush?.();

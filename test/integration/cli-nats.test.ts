@@ -125,6 +125,20 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     expectOneErrorLine(watch.stderr, /--since takes a time/);
   });
 
+  it('cancels a flow run owned by another process with tenaz runs cancel', async (context) => {
+    const processes = processesOf(context);
+    const worker = await startWorker(processes, ['--nats', server.url, '--concurrency', '1']);
+    const run = processes.spawn(['run', CHAIN, '--flow', 'slow', '--param', 'ms=60000', '--nats', server.url]);
+    // The task body's log line on the worker names its flow run.
+    const flowRunId = (await worker.waitFor('stdout', /^(?=.*slow step started).*"flowRunId":"([^"]+)".*$/m))[1]!;
+
+    const cancel = processes.spawn(['runs', 'cancel', flowRunId, '--reason', 'an operator said so', '--nats', server.url]);
+    expect(await cancel.exited, cancel.stderr).toEqual({ code: 0, signal: null });
+    const exit = await run.exited;
+    expect(exit.code).toBe(1);
+    expect(run.stdout).toMatch(/Finished in state Cancelled/);
+  });
+
   it('drains a worker on SIGTERM: its running task run finishes, then it exits 0', async (context) => {
     const processes = processesOf(context);
     // Its own namespace: no other worker can take the task run or be handed it back.

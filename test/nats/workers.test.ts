@@ -172,4 +172,27 @@ describe('workers', () => {
       await connection.close();
     }
   });
+
+  it('cancels a flow run from another process by its id, reaching the body on the worker', async () => {
+    const { processes, server, owner, events, hits } = fixture;
+    await processes.startWorker(server.url, 1);
+    const run = owner.start(cancellable, hits.url);
+    await hits.until((hit) => hit.what === 'start');
+
+    const connection = await connect({ servers: server.url });
+    const other = createOrchestrator({ nats: connection, logger: pino({ level: 'silent' }) });
+    try {
+      await other.cancelRun(run.id, 'stopped by an operator');
+      await expect(run.result()).rejects.toMatchObject({ code: 'CANCELLED' });
+      await hits.until((hit) => hit.what === 'aborted');
+      await events.untilFlowEnds();
+      expect(events.flowEvents().map((e) => e.state.name)).toEqual(['Pending', 'Running', 'Cancelling', 'Cancelled']);
+      // Garbage and unknown ids on the control subject change nothing.
+      connection.publish(`tenaz.ctl.${run.id}`, new Uint8Array([1, 2, 3]));
+      await other.cancelRun('no-such-run');
+    } finally {
+      await other.close();
+      await connection.close();
+    }
+  });
 });

@@ -23,7 +23,7 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { parseMessage } from './codec.js';
 import { DropCounter } from './drop-counter.js';
-import { InvalidArgumentError } from './errors.js';
+import { IllegalStateError, InvalidArgumentError } from './errors.js';
 import { parseRunEvent, type RunEvent } from './events.js';
 import type { EventFilter, Subjects } from './subjects.js';
 
@@ -71,6 +71,11 @@ export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjec
   }
 }
 
+/** The history stream is missing (no flow has run here yet) or cannot be read. */
+export class NoHistoryError extends IllegalStateError {
+  override readonly name = 'NoHistoryError';
+}
+
 /** Checks and normalises what `watch({ since })` and `tenaz watch --since` accept. */
 export function parseSince(value: unknown): Since {
   if (value instanceof Date) {
@@ -111,7 +116,10 @@ export function replayEvents(
 
   async function* follow(): AsyncGenerator<HistoricRunEvent> {
     const jsm = await jetstreamManager(connection);
-    await ensureEventsStream(jsm, subjects);
+    // Observers only read: the processes that run flows make the stream.
+    await jsm.streams.info(subjects.eventsStream).catch((cause: unknown) => {
+      throw new NoHistoryError(`no event history on this server (stream ${subjects.eventsStream}): ${(cause as Error)?.message ?? cause}`, { cause });
+    });
     // A time becomes a sequence first: nats.js's ordered consumer cannot remake itself after a
     // server restart when it was made with a start time (it keeps the time beside the sequence).
     const startSeq = 'seq' in since ? since.seq : await sequenceAt(jsm, subjects.eventsStream, since instanceof Date ? since.getTime() : since.time);

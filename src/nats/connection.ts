@@ -117,7 +117,11 @@ async function toConnectionOptions(options: NatsConnectOptions): Promise<NodeCon
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError(`NATS option must be a URL, connect options or a connection, got ${String(options)}`);
   }
-  const servers = splitServers(options.servers);
+  const { servers, credentials } = takeUrlCredentials(splitServers(options.servers));
+  // Credentials in a URL (`nats://worker:secret@host:4222`) count as user/pass, or as a token alone.
+  if (credentials !== undefined && options.user === undefined && options.token === undefined && options.credsFile === undefined && options.nkeySeedFile === undefined) {
+    options = { ...options, ...credentials };
+  }
   const methods = (['user', 'token', 'credsFile', 'nkeySeedFile'] as const).filter((key) => options[key] !== undefined);
   if (methods.length > 1) throw new InvalidArgumentError(`NATS options: choose one way to authenticate, got ${methods.join(', ')}`);
   if (options.pass !== undefined && options.user === undefined) throw new InvalidArgumentError('NATS options: pass needs user');
@@ -150,6 +154,31 @@ async function toConnectionOptions(options: NatsConnectOptions): Promise<NodeCon
   const authenticator = await fileAuthenticator(options);
   if (authenticator !== undefined) resolved.authenticator = authenticator;
   return resolved;
+}
+
+/**
+ * Takes `user:pass@` (or `token@`) out of the server URLs: nats.js does not read them there.
+ * The first URL that has them gives them; the URLs are passed on without.
+ */
+function takeUrlCredentials(servers: string[] | undefined): { servers: string[] | undefined; credentials?: { user: string; pass?: string } | { token: string } } {
+  if (servers === undefined) return { servers };
+  let credentials: { user: string; pass?: string } | { token: string } | undefined;
+  const stripped = servers.map((server) => {
+    const at = server.lastIndexOf('@');
+    if (at < 0) return server;
+    const scheme = server.indexOf('://');
+    const start = scheme < 0 ? 0 : scheme + 3;
+    const userInfo = server.slice(start, at);
+    if (credentials === undefined && userInfo !== '') {
+      const colon = userInfo.indexOf(':');
+      credentials =
+        colon < 0
+          ? { token: decodeURIComponent(userInfo) }
+          : { user: decodeURIComponent(userInfo.slice(0, colon)), pass: decodeURIComponent(userInfo.slice(colon + 1)) };
+    }
+    return server.slice(0, start) + server.slice(at + 1);
+  });
+  return credentials === undefined ? { servers: stripped } : { servers: stripped, credentials };
 }
 
 async function fileAuthenticator(options: NatsConnectOptions): Promise<Authenticator | undefined> {

@@ -15,7 +15,7 @@ import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connect
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
 import { parseRunEvent, type EventFilter, type RunEvent } from '../events.js';
-import { ensureEventsStream, parseSince, replayEvents, type HistoricRunEvent, type HistoryOptions, type Since } from '../history.js';
+import { NoHistoryError, ensureEventsStream, parseSince, replayEvents, type HistoricRunEvent, type HistoryOptions, type Since } from '../history.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { DropCounter } from '../drop-counter.js';
 import { createRootLogger } from '../log.js';
@@ -204,13 +204,10 @@ export class Orchestrator implements AsyncDisposable {
       },
     };
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
-    if (nats !== undefined) {
-      // Flow runs owned here can be cancelled from any process (`tenaz runs cancel`).
-      this.#control = bus.subscribe(subjects.allControl, { callback: (delivery) => this.#onControl(delivery) });
-      this.#controlDrops = new DropCounter(engineLogger, 'dropped a control message that is not a flow run cancel');
-    }
     this.#history = nats !== undefined && options.history !== false;
-    if (nats !== undefined && options.history !== false) {
+    // Only a process that runs flows with their tasks on workers makes the history stream:
+    // workers and observers may not have the right to (see deploy/nats/auth.conf).
+    if (nats !== undefined && options.history !== false && remote !== undefined) {
       const history = options.history;
       // In the background (connectOrchestrator waits for it): events published before
       // the stream exists are simply not in the history.
@@ -218,6 +215,14 @@ export class Orchestrator implements AsyncDisposable {
         .then((jsm) => ensureEventsStream(jsm, subjects, history))
         .catch((err: unknown) => engineLogger.warn({ err }, 'could not create the event history stream; events are not kept'));
     }
+  }
+
+  /** Flow runs owned here can be cancelled from any process (`tenaz runs cancel`): listen once there is one. */
+  #listenForControl(): void {
+    if (this.#control !== undefined || this.#nats === undefined) return;
+    const { bus, subjects, engineLogger } = this.#engine;
+    this.#controlDrops = new DropCounter(engineLogger, 'dropped a control message that is not a flow run cancel');
+    this.#control = bus.subscribe(subjects.allControl, { callback: (delivery) => this.#onControl(delivery) });
   }
 
   /** The process's root logger, as given or created. */
@@ -283,7 +288,11 @@ export class Orchestrator implements AsyncDisposable {
     // Over NATS, live events come through the history too: its ordered consumer picks up
     // where it was after a reconnect, where a plain subscription misses what was published
     // while it was away. It starts at this call's time, so nothing after the call is missed.
-    if (this.#history && this.#nats) return this.#replay(filter, { time: this.#engine.now() });
+    if (this.#history && this.#nats) return this.#followHistory(filter);
+    return this.#subscribeLive(filter);
+  }
+
+  #subscribeLive(filter: EventFilter): EventStream {
     const subscription = this.#engine.bus.subscribe(this.#engine.subjects.eventFilter(filter));
     const drops = new DropCounter(this.#engine.engineLogger, 'dropped a message on an event subject that is not a run event');
     return {
@@ -295,6 +304,35 @@ export class Orchestrator implements AsyncDisposable {
         }
       },
       close: () => subscription.unsubscribe(),
+    };
+  }
+
+  /** Live events through the history; with no history on the server (yet), through a plain subscription. */
+  #followHistory(filter: EventFilter): EventStream {
+    this.#engine.subjects.eventFilter(filter);
+    const replay = replayEvents(this.#nats!, this.#engine.subjects, filter, { time: this.#engine.now() }, this.#engine.engineLogger);
+    let fallback: EventStream | undefined;
+    let closed = false;
+    const subscribeLive = (f: EventFilter) => this.#subscribeLive(f);
+    const logger = this.#engine.engineLogger;
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          yield* replay.events;
+          return;
+        } catch (error) {
+          if (!(error instanceof NoHistoryError) || closed) throw error;
+          logger.debug({ err: error }, 'no event history to follow; watching live events as they are published');
+        }
+        fallback = subscribeLive(filter);
+        if (closed) fallback.close();
+        yield* fallback;
+      },
+      close: () => {
+        closed = true;
+        replay.stop();
+        fallback?.close();
+      },
     };
   }
 
@@ -349,6 +387,7 @@ export class Orchestrator implements AsyncDisposable {
     },
     startFlow: (definition, args, parent) => {
       this.#check(parent !== undefined);
+      this.#listenForControl();
       const run = new FlowRunRuntime(this.#engine, definition, args, parent);
       run.start();
       return run;

@@ -400,6 +400,20 @@ describe('connectNats', () => {
       await roundTrip(connection);
     });
 
+    it('connects with user and password given in the URL, as --nats nats://user:pass@host does', async () => {
+      const url = userPass.url.replace('nats://', 'nats://u:p@');
+      const { connection } = await connectTracked(url);
+      await roundTrip(connection);
+      const failure = connectNats(userPass.url.replace('nats://', 'nats://u:wr%40ng@'), memoryLogger().logger);
+      await expect(failure).rejects.toMatchObject({ code: 'CONNECTION_FAILED', retryable: false });
+      expect(((await failure.catch((e: unknown) => e)) as Error).message).not.toContain('wr');
+    });
+
+    it('connects with a token given in the URL', async () => {
+      const { connection } = await connectTracked(token.url.replace('nats://', 'nats://T0KEN@'));
+      await roundTrip(connection);
+    });
+
     it('rejects a bad password with a ConnectionFailedError that is not retryable', async () => {
       const failure = connectNats({ servers: userPass.url, user: 'u', pass: 'wrong' }, memoryLogger().logger);
       await expect(failure).rejects.toBeInstanceOf(ConnectionFailedError);

@@ -28,6 +28,8 @@ import {
 } from '@nats-io/transport-node';
 import { freePort } from '../support/nats-server.js';
 
+import { TenazProcesses } from '../fixtures/nats/tenaz-process.js';
+
 const NATS_DIR = fileURLToPath(new URL('../../deploy/nats/', import.meta.url));
 const SINGLE = join(NATS_DIR, 'single.conf');
 const AUTH = join(NATS_DIR, 'auth.conf');
@@ -366,6 +368,24 @@ describe('auth.conf', () => {
       await nc.close();
     }
   });
+
+  it('runs tenaz as each role: a worker, a watcher and a flow run, with no permission violation', async (context) => {
+    const processes = new TenazProcesses();
+    context.onTestFinished(() => processes.killAll());
+    const as_ = (user: string) => url.replace('nats://', `nats://${user}:change-me-${user}@`);
+    const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--nats', as_('worker')]);
+    await worker.waitFor('stderr', /^tenaz: serving /m);
+    const watch = processes.spawn(['watch', '--json', '--nats', as_('observer')]);
+    await watch.waitFor('stderr', /^tenaz: watching /m);
+    const run = processes.spawn(['run', 'test/fixtures/nats/chain.ts', '--flow', 'chain', '--param', 'n=2', '--nats', as_('client')]);
+    expect(await run.exited, run.stderr).toEqual({ code: 0, signal: null });
+    await watch.waitFor('stdout', /^(?=.*"type":"flow\.state")(?=.*"name":"Completed").*$/m);
+    const replay = processes.spawn(['watch', '--since', '1', '--json', '--nats', as_('observer')]);
+    await replay.waitFor('stdout', /^(?=.*"type":"flow\.state")(?=.*"name":"Completed").*$/m);
+    for (const p of [worker, watch, replay]) p.signal('SIGINT');
+    for (const p of [worker, watch, replay]) await p.exited;
+    for (const p of [worker, watch, run, replay]) expect(p.stdout + p.stderr).not.toMatch(/Permissions Violation/);
+  }, 30_000);
 
   it('refuses a wrong password', async () => {
     await expect(open(url, 'worker', 'wrong')).rejects.toBeInstanceOf(AuthorizationError);

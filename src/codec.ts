@@ -96,7 +96,45 @@ export function parseMessage(bytes: Uint8Array): BusMessage | null {
  * Date, Uint8Array, arrays, Maps, Sets and plain objects, without cycles.
  */
 export function findUnserializable(value: unknown, path = 'result'): string | null {
+  // Nearly every value is plain data: checked first without building the paths only a failure needs.
+  if (typeof value !== 'object' || value === null ? isPlainValue(value) : isPlainObject(value, new Set())) return null;
   return walk(value, path, new Set());
+}
+
+/** `walk(...) === null` for a primitive or a function. */
+function isPlainValue(value: unknown): boolean {
+  return typeof value !== 'function' && typeof value !== 'symbol';
+}
+
+/** `walk(...) === null`, without the paths: the same rules, in the same order. */
+function isPlainObject(object: object, seen: Set<object>): boolean {
+  if (object instanceof Date || object instanceof Uint8Array) return true;
+  if (seen.has(object)) return false;
+  seen.add(object);
+  try {
+    if (Array.isArray(object)) {
+      for (let i = 0; i < object.length; i++) if (!isPlain(object[i], seen)) return false;
+      return true;
+    }
+    if (object instanceof Map) {
+      for (const [key, entry] of object) if (!isPlain(key, seen) || !isPlain(entry, seen)) return false;
+      return true;
+    }
+    if (object instanceof Set) {
+      for (const entry of object) if (!isPlain(entry, seen)) return false;
+      return true;
+    }
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== Object.prototype && proto !== null) return false;
+    for (const key of Object.keys(object)) if (!isPlain((object as Record<string, unknown>)[key], seen)) return false;
+    return true;
+  } finally {
+    seen.delete(object);
+  }
+}
+
+function isPlain(value: unknown, seen: Set<object>): boolean {
+  return typeof value !== 'object' || value === null ? isPlainValue(value) : isPlainObject(value, seen);
 }
 
 function walk(value: unknown, path: string, seen: Set<object>): string | null {
@@ -126,7 +164,7 @@ function walk(value: unknown, path: string, seen: Set<object>): string | null {
     }
     if (object instanceof Map) {
       for (const [key, entry] of object) {
-        const found = walk(key, `${path}<key>`, seen) ?? walk(entry, `${path}.get(${String(key)})`, seen);
+        const found = walk(key, `${path}<key>`, seen) ?? walk(entry, `${path}.get(${describeKey(key)})`, seen);
         if (found) return found;
       }
       return null;
@@ -149,5 +187,14 @@ function walk(value: unknown, path: string, seen: Set<object>): string | null {
     return null;
   } finally {
     seen.delete(object);
+  }
+}
+
+/** A Map key for a path; `String()` throws for some (a null-prototype object, for one). */
+function describeKey(key: unknown): string {
+  try {
+    return String(key);
+  } catch {
+    return typeof key;
   }
 }

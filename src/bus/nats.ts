@@ -88,9 +88,32 @@ interface HeldPublish {
   reply: string | undefined;
 }
 
-interface PendingRequest {
-  subject: string;
-  settle(error: unknown, delivery?: Delivery): void;
+/** A request waiting for its reply. A class rather than closures: workers make two per task run. */
+class PendingRequest {
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly requests: Map<string, PendingRequest>,
+    readonly token: string,
+    readonly subject: string,
+    readonly signal: AbortSignal | undefined,
+    readonly resolve: (delivery: Delivery) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  /** The one cleanup for every exit: reply, no responders, timeout, abort, bus closed. */
+  settle(error: unknown, delivery?: Delivery): void {
+    if (!this.requests.delete(this.token)) return;
+    clearTimeout(this.timer);
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    if (delivery !== undefined) this.resolve(delivery);
+    else this.reject(error);
+  }
+}
+
+function timeOutRequest(pending: PendingRequest, timeoutMs: number): void {
+  pending.settle(new TimeoutError(`no reply on '${pending.subject}' within ${timeoutMs} ms`));
 }
 
 /** The NATS `Bus`. Build it with `createNatsBus`. */
@@ -155,7 +178,8 @@ export class NatsBus implements Bus {
 
   /**
    * Publishes a message. While the connection is down the message is held and sent on
-   * reconnect (see `reconnectBufferBytes`).
+   * reconnect (see `reconnectBufferBytes`). A frozen message whose values are all primitives
+   * is a constant: it is encoded on its first publish only.
    * @throws PayloadTooLargeError when the encoded message exceeds the server's `max_payload`; nothing
    *   is sent. Checked here against the last value seen, because nats.js skips its check while it
    *   reconnects and the server would then drop the connection.
@@ -164,9 +188,10 @@ export class NatsBus implements Bus {
    */
   publish(subject: string, message: BusMessage, options?: { reply?: string }): void {
     this.#check();
-    parseSubject(subject, false);
+    // The full check (it throws the error) only for a subject the fast one refuses.
+    if (!isPublishSubject(subject)) parseSubject(subject, false);
     const reply = options?.reply;
-    if (reply !== undefined) parseSubject(reply, false);
+    if (reply !== undefined && !isPublishSubject(reply)) parseSubject(reply, false);
     this.#send(subject, this.#encode(subject, message), reply);
   }
 
@@ -213,7 +238,7 @@ export class NatsBus implements Bus {
     let data: Uint8Array;
     let prefix: string;
     try {
-      parseSubject(subject, false);
+      if (!isPublishSubject(subject)) parseSubject(subject, false);
       data = this.#encode(subject, message);
       prefix = this.#ensureInbox();
     } catch (error) {
@@ -223,22 +248,17 @@ export class NatsBus implements Bus {
     const token = (this.#nextToken++).toString(36);
 
     return new Promise<Delivery>((resolve, reject) => {
-      const onAbort = (): void => settle(signal?.reason);
-      const timer = setTimeout(() => settle(new TimeoutError(`no reply on '${subject}' within ${timeoutMs} ms`)), timeoutMs);
-      // The one cleanup for every exit: reply, no responders, timeout, abort, bus closed.
-      const settle = (error: unknown, delivery?: Delivery): void => {
-        if (!this.#requests.delete(token)) return;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (delivery !== undefined) resolve(delivery);
-        else reject(error);
-      };
-      this.#requests.set(token, { subject, settle });
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const pending = new PendingRequest(this.#requests, token, subject, signal, resolve, reject);
+      pending.timer = setTimeout(timeOutRequest, timeoutMs, pending, timeoutMs);
+      this.#requests.set(token, pending);
+      if (signal !== undefined) {
+        pending.onAbort = () => pending.settle(signal.reason);
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
       try {
         this.#send(subject, data, `${prefix}.${token}`);
       } catch (error) {
-        settle(error);
+        pending.settle(error);
       }
     });
   }
@@ -295,11 +315,13 @@ export class NatsBus implements Bus {
   }
 
   #encode(subject: string, message: BusMessage): Uint8Array {
-    let data: Uint8Array;
-    try {
-      data = encode(message);
-    } catch (cause) {
-      throw new InvalidArgumentError(`message on '${subject}' cannot be encoded`, { cause });
+    let data = Object.isFrozen(message) ? constantEncoding(message) : undefined;
+    if (data === undefined) {
+      try {
+        data = encode(message);
+      } catch (cause) {
+        throw new InvalidArgumentError(`message on '${subject}' cannot be encoded`, { cause });
+      }
     }
     this.#maxPayload = this.connection.info?.max_payload ?? this.#maxPayload;
     if (this.#maxPayload !== undefined && data.length > this.#maxPayload) {
@@ -500,4 +522,37 @@ export class NatsBus implements Bus {
     this.#subs.clear();
     this.#resolveClosed();
   }
+}
+
+/**
+ * Encodings of constant messages (frozen, every value a primitive, so they cannot
+ * change), made on their first publish; `null` for frozen messages that are not constants.
+ */
+const constantEncodings = new WeakMap<BusMessage, Uint8Array | null>();
+
+/** The encoding of a constant message, or `undefined` when `message` is not one (or cannot be encoded). */
+function constantEncoding(message: BusMessage): Uint8Array | undefined {
+  let data = constantEncodings.get(message);
+  if (data === undefined) {
+    const constant = Object.values(message).every((value) => value === null || (typeof value !== 'object' && typeof value !== 'function'));
+    try {
+      // A copy: the encoder's result may share memory with its working buffer.
+      data = constant ? encode(message).slice() : null;
+    } catch {
+      data = null;
+    }
+    constantEncodings.set(message, data);
+  }
+  return data ?? undefined;
+}
+
+/**
+ * The subjects `parseSubject(subject, false)` accepts: non-empty tokens, none of them a
+ * wildcard (`*` or `>` alone), no whitespace. One test, without the token array that
+ * `parseSubject` builds, because every publish pays for it.
+ */
+const PUBLISH_SUBJECT = /^(?![*>](?:\.|$))[^\s.]+(?:\.(?![*>](?:\.|$))[^\s.]+)*$/;
+
+function isPublishSubject(subject: string): boolean {
+  return typeof subject === 'string' && PUBLISH_SUBJECT.test(subject);
 }

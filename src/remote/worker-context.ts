@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { FlowRunInfo, InternalRunContext, TaskRunInfo } from '../runtime/context.js';
 import type { Orchestrator } from '../runtime/orchestrator.js';
+import type { LazyAbort } from '../runtime/lazy-abort.js';
 import type { TaskDispatch } from './messages.js';
 
 export class WorkerAttemptContext implements InternalRunContext {
@@ -13,7 +14,7 @@ export class WorkerAttemptContext implements InternalRunContext {
   constructor(
     readonly orchestrator: Orchestrator,
     readonly dispatch: TaskDispatch,
-    readonly controller: AbortController,
+    readonly controller: LazyAbort,
     readonly workerLogger: Logger,
   ) {}
 
@@ -48,6 +49,6 @@ export class WorkerAttemptContext implements InternalRunContext {
     return undefined;
   }
   isAborted(): boolean {
-    return this.controller.signal.aborted;
+    return this.controller.aborted;
   }
 }

@@ -16,7 +16,7 @@ import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus, Delivery, Subscription } from '../bus/bus.js';
-import { encode, findUnserializable, parseMessage, toWireValue } from '../codec.js';
+import { findUnserializable, parseMessage, toWireValue } from '../codec.js';
 import {
   CancelledError,
   ClosedError,
@@ -36,10 +36,8 @@ import { definitionOf, registeredTasks, type TaskDefinition } from '../runtime/d
 import type { Orchestrator } from '../runtime/orchestrator.js';
 import { DropCounter } from '../drop-counter.js';
 import {
-  claimReplySchema,
-  outcomeReplySchema,
+  WIRE_VERSION,
   taskCancelSchema,
-  taskDispatchSchema,
   wire,
   type TaskClaim,
   type TaskDispatch,
@@ -48,7 +46,9 @@ import {
 } from './messages.js';
 import { ensureTaskConsumer, ensureTasksStream, DISPATCH_ACK_WAIT_MS } from './streams.js';
 import { WorkerAttemptContext } from './worker-context.js';
+import { parseClaimReply, parseOutcomeReply, parseTaskDispatch } from './parse-messages.js';
 import { Slots } from './slots.js';
+import { LazyAbort } from '../runtime/lazy-abort.js';
 
 export interface WorkerOptions {
   /** The tasks served, as made by `task()`. @default every task defined in this process */
@@ -86,12 +86,16 @@ interface WorkerInternals {
 
 interface HeldAttempt {
   readonly dispatch: TaskDispatch;
-  readonly controller: AbortController;
+  /** Made into an AbortController only if the body reads its signal. */
+  readonly controller: LazyAbort;
   /** Handed back to the owner: the body's own outcome, if it ever comes, is not sent. */
   handedBack: boolean;
 }
 
 const DEFAULT_CONCURRENCY = 16;
+/** Sent on every task run: constants, as the machine only reads them. */
+const RUN_TAKEN = { type: 'run.taken' } as const;
+const RUN_FINISHED = { type: 'run.finished' } as const;
 const DEFAULT_GRACE_MS = 30_000;
 const CLAIM_TIMEOUT_MS = 5_000;
 /** How long a worker keeps trying to hand an outcome to an owner that does not answer. */
@@ -104,6 +108,8 @@ export class TaskWorker implements AsyncDisposable {
   readonly pool: string | undefined;
   readonly concurrency: number;
   readonly #subject: string;
+  /** What every owner subject starts with: `<ns>.owner.`. */
+  readonly #ownerPrefix: string;
   readonly #internals: WorkerInternals;
   readonly #logger: Logger;
   readonly #tasks: Map<string, TaskDefinition>;
@@ -139,6 +145,7 @@ export class TaskWorker implements AsyncDisposable {
     this.#slots = new Slots(this.concurrency);
     this.#drops = new DropCounter(this.#logger, 'dropped a dispatch that is not a valid task run of a task served here');
     this.#subject = options.subjects.worker(this.id);
+    this.#ownerPrefix = options.subjects.owner('x').slice(0, -1);
     this.#control = options.bus.subscribe(this.#subject, { callback: (delivery) => this.#onControl(delivery) });
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#ready = new Promise((resolve, reject) => {
@@ -230,9 +237,11 @@ export class TaskWorker implements AsyncDisposable {
     try {
       for await (const message of messages) {
         // A dispatch waiting for a free slot is marked in progress so that it is not delivered elsewhere meanwhile.
-        const keepAlive = setInterval(() => message.working(), DISPATCH_ACK_WAIT_MS / 2);
-        await this.#slots.acquire();
-        clearInterval(keepAlive);
+        if (!this.#slots.tryAcquire()) {
+          const keepAlive = setInterval(() => message.working(), DISPATCH_ACK_WAIT_MS / 2);
+          await this.#slots.acquire();
+          clearInterval(keepAlive);
+        }
         if (!this.#serving) {
           this.#slots.release();
           message.nak();
@@ -259,7 +268,7 @@ export class TaskWorker implements AsyncDisposable {
     const accepted = await this.#claim(message, dispatch);
     if (!accepted) return;
     message.ack();
-    const held: HeldAttempt = { dispatch, controller: new AbortController(), handedBack: false };
+    const held: HeldAttempt = { dispatch, controller: new LazyAbort(), handedBack: false };
     if (this.#actor.getSnapshot().status === 'done') {
       // Claimed while the worker stopped: hand it straight back.
       await this.#sendHandBack(held);
@@ -267,11 +276,11 @@ export class TaskWorker implements AsyncDisposable {
     }
     this.#held.set(dispatch.taskRunId, held);
     this.#scheduleHeartbeats(dispatch.heartbeatMs);
-    this.#actor.send({ type: 'run.taken' });
+    this.#actor.send(RUN_TAKEN);
     try {
       const outcome = await this.#run(held, definition);
       if (held.handedBack) return;
-      if (!held.controller.signal.aborted || outcome.ok === false) await this.#deliver(dispatch, outcome);
+      if (!held.controller.aborted || outcome.ok === false) await this.#deliver(dispatch, outcome);
     } finally {
       this.#release(held);
     }
@@ -282,13 +291,13 @@ export class TaskWorker implements AsyncDisposable {
     if (this.#held.get(held.dispatch.taskRunId) !== held) return;
     this.#held.delete(held.dispatch.taskRunId);
     this.#finished += 1;
-    this.#actor.send({ type: 'run.finished' });
+    this.#actor.send(RUN_FINISHED);
   }
 
   /** Tells the owner at once that the attempt is given back; the body, told by its signal, may end when it will. */
   #sendHandBack(held: HeldAttempt): Promise<void> {
     held.handedBack = true;
-    if (!held.controller.signal.aborted) held.controller.abort(new CrashedError('the worker running the task run stopped'));
+    if (!held.controller.aborted) held.controller.abort(new CrashedError('the worker running the task run stopped'));
     const { dispatch } = held;
     const error = toWireError(new CrashedError('the worker running the task run stopped'));
     return this.#deliver(dispatch, wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error }));
@@ -296,18 +305,17 @@ export class TaskWorker implements AsyncDisposable {
 
   #parseDispatch(message: JsMsg, definition: TaskDefinition): TaskDispatch | null {
     const decoded = parseMessage(message.data);
-    const parsed = decoded === null ? undefined : taskDispatchSchema.safeParse(decoded);
-    if (!parsed?.success) {
+    const dispatch = decoded === null ? null : parseTaskDispatch(decoded);
+    if (dispatch === null) {
       this.#drops.drop({ subject: message.subject, reason: decoded === null ? 'not a msgpack map with v and type' : 'not a task.dispatch' });
       return null;
     }
-    const dispatch = parsed.data;
     if (dispatch.taskName !== definition.options.name) {
       this.#drops.drop({ subject: message.subject, reason: `for task '${dispatch.taskName}' on the subject of '${definition.options.name}'` });
       return null;
     }
     // The owner subject comes off the wire: only a plain owner subject of our namespace is ever requested.
-    const prefix = this.#internals.subjects.owner('x').slice(0, -1);
+    const prefix = this.#ownerPrefix;
     const ownerToken = dispatch.owner.slice(prefix.length);
     if (!dispatch.owner.startsWith(prefix) || ownerToken === '' || /[.*>\s]/.test(ownerToken)) {
       this.#drops.drop({ subject: message.subject, reason: 'the owner subject is not an owner subject' });
@@ -334,15 +342,15 @@ export class TaskWorker implements AsyncDisposable {
       }
       return false;
     }
-    const parsed = claimReplySchema.safeParse(reply.message);
-    if (!parsed.success) {
+    const parsed = parseClaimReply(reply.message);
+    if (parsed === null) {
       this.#logger.warn(fields, 'the owner answered the claim with something else; the dispatch is delivered again later');
       message.nak(1_000);
       return false;
     }
-    if (!parsed.data.accepted) {
+    if (!parsed.accepted) {
       // Another worker has it, or the attempt was given up: this copy of the dispatch is stale.
-      this.#logger.debug({ ...fields, reason: parsed.data.reason }, 'the owner refused the claim');
+      this.#logger.debug({ ...fields, reason: parsed.reason }, 'the owner refused the claim');
       message.term();
       return false;
     }
@@ -351,44 +359,49 @@ export class TaskWorker implements AsyncDisposable {
 
   async #run(held: HeldAttempt, definition: TaskDefinition): Promise<TaskOutcome> {
     const { dispatch, controller } = held;
-    const base = { type: 'task.outcome' as const, taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id };
+    const { taskRunId, attempt } = dispatch;
+    const workerId = this.id;
     const context = new WorkerAttemptContext(this.#internals.orchestrator, dispatch, controller, this.#logger);
     try {
       const value = await runContextStorage.run(context, invokeBody, definition.fn, dispatch.args);
       const where = findUnserializable(value);
       if (where !== null) {
         const error = new UnserializableResultError(`task '${dispatch.taskName}' returned a value that cannot be serialised: ${where}`);
-        return wire<TaskOutcome>({ ...base, ok: false, error: toWireError(error) });
+        return { v: WIRE_VERSION, type: 'task.outcome', taskRunId, attempt, workerId, ok: false, error: toWireError(error) };
       }
-      return wire<TaskOutcome>({ ...base, ok: true, value: toWireValue(value) });
+      return { v: WIRE_VERSION, type: 'task.outcome', taskRunId, attempt, workerId, ok: true, value: toWireValue(value) };
     } catch (thrown) {
       // A body aborted because this worker stops is handed back as a crash: it runs again elsewhere.
-      const reason: unknown = controller.signal.reason;
-      const error = controller.signal.aborted && reason instanceof CrashedError ? reason : toError(thrown);
-      return wire<TaskOutcome>({ ...base, ok: false, error: toRemoteWireError(error) });
+      const reason: unknown = controller.aborted ? controller.signal.reason : undefined;
+      const error = reason instanceof CrashedError ? reason : toError(thrown);
+      return { v: WIRE_VERSION, type: 'task.outcome', taskRunId, attempt, workerId, ok: false, error: toRemoteWireError(error) };
     }
   }
 
   /** Hands the outcome to the owner, trying again while it does not answer (it may be reconnecting). */
   async #deliver(dispatch: TaskDispatch, outcome: TaskOutcome): Promise<void> {
-    const fields = { taskRunId: dispatch.taskRunId, attempt: dispatch.attempt };
     const { bus, connection } = this.#internals;
-    const maxPayload = connection.info?.max_payload ?? Infinity;
-    if (outcome.ok && encode(outcome).length > maxPayload) {
-      const error = new PayloadTooLargeError(`the result of task '${dispatch.taskName}' is larger than the server's ${maxPayload} bytes per message`);
-      outcome = wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error: toWireError(error) });
-    }
     const deadline = Date.now() + OUTCOME_DELIVERY_MS;
     let backoffMs = 100;
     for (;;) {
       try {
         const reply = await bus.request(dispatch.owner, outcome, { timeoutMs: CLAIM_TIMEOUT_MS });
-        const parsed = outcomeReplySchema.safeParse(reply.message);
-        if (parsed.success && !parsed.data.accepted) this.#logger.info(fields, 'the owner had given the attempt up; its outcome was ignored');
+        const parsed = parseOutcomeReply(reply.message);
+        if (parsed !== null && !parsed.accepted) {
+          this.#logger.info({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt }, 'the owner had given the attempt up; its outcome was ignored');
+        }
         return;
       } catch (err) {
+        // The bus refuses a message over the server's max_payload before sending anything,
+        // which spares encoding every result twice to check its size first.
+        if (err instanceof PayloadTooLargeError && outcome.ok) {
+          const maxPayload = connection.info?.max_payload ?? 'fewer';
+          const error = new PayloadTooLargeError(`the result of task '${dispatch.taskName}' is larger than the server's ${maxPayload} bytes per message`);
+          outcome = wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error: toWireError(error) });
+          continue;
+        }
         if (err instanceof ClosedError || Date.now() > deadline) {
-          this.#logger.warn({ ...fields, err }, 'could not hand the outcome to the owner; the owner restarts the task run');
+          this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, err }, 'could not hand the outcome to the owner; the owner restarts the task run');
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, backoffMs));

@@ -9,7 +9,7 @@ import { formatState, isTerminal, type RunState, type StateName } from '../../ac
 import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common.js';
 import type { TaskRunContext, taskRunMachine } from '../../actors/task-run.js';
 import type { RemoteTaskRun } from '../remote/dispatcher.js';
-import type { TaskOutcome } from '../remote/messages.js';
+import { WIRE_VERSION, type TaskOutcome } from '../remote/messages.js';
 import { findUnserializable, toWireValue } from '../codec.js';
 import {
   CancelledError,
@@ -184,6 +184,9 @@ export class TaskRunRuntime implements RemoteTaskRun {
     remote.dispatcher.dispatch(
       this,
       {
+        v: WIRE_VERSION,
+        type: 'task.dispatch',
+        owner: remote.dispatcher.ownerSubject,
         taskRunId: this.id,
         taskRunName: this.name,
         taskName: this.definition.options.name,
@@ -377,13 +380,9 @@ export class TaskRunRuntime implements RemoteTaskRun {
     this.#result = context.result;
     const options = this.definition.options;
     const hooks = hooksFor(options, state);
-    const settle = () => {
-      this.flowRun?.removeChild(this);
-      this.#settled.resolve(state);
-    };
     // Most runs have neither cache nor hooks: settle them without another turn of promises.
-    if (hooks.length === 0 && this.#cacheKey === undefined) settle();
-    else void this.#afterFinish(state, hooks).finally(settle);
+    if (hooks.length === 0 && this.#cacheKey === undefined) this.#settle(state);
+    else void this.#afterFinish(state, hooks).finally(() => this.#settle(state));
     // Logged after settling is arranged, so that a failing logger cannot leave the run unsettled.
     const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
     const line = `Finished in state ${formatState(state.message === undefined ? state : { name: state.name, message: `Task run encountered an exception: ${state.errorName}: ${state.message}` })}`;
@@ -392,6 +391,11 @@ export class TaskRunRuntime implements RemoteTaskRun {
     const fields = this.#logger ? {} : { taskRunId: this.id, taskRunName: this.name, taskName: this.definition.options.name };
     if (failed) logger.error(state.name === 'Failed' ? { ...fields, err: this.#lastError } : fields, line);
     else logger.info(fields, line);
+  }
+
+  #settle(state: RunState): void {
+    this.flowRun?.removeChild(this);
+    this.#settled.resolve(state);
   }
 
   async #afterFinish(state: RunState, hooks: RunHook[]): Promise<void> {

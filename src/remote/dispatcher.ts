@@ -41,6 +41,8 @@ export interface TaskDispatcherOptions {
   runs: ReadonlyMap<string, RemoteTaskRun>;
   /** Unique id of this owner; workers reach it at `subjects.owner(ownerId)`. */
   ownerId: string;
+  /** How often workers heartbeat; while this owner is cut off from the server it vouches for them as often. */
+  heartbeatMs: number;
 }
 
 /**
@@ -53,8 +55,13 @@ const CLAIM_NO_SUCH_RUN = Object.freeze(wire<ClaimReply>({ type: 'task.claim.rep
 const OUTCOME_ACCEPTED = Object.freeze(wire<OutcomeReply>({ type: 'task.outcome.reply', accepted: true }));
 const OUTCOME_IGNORED = Object.freeze(wire<OutcomeReply>({ type: 'task.outcome.reply', accepted: false }));
 
+/** How long after a reconnect this owner goes on vouching for its workers' attempts. */
+const RECONNECT_GRACE_MS = 5_000;
+
 export class TaskDispatcher {
   readonly ownerId: string;
+  readonly #heartbeatMs: number;
+  #statuses: { stop?: () => void } | undefined;
   readonly ownerSubject: string;
   readonly #bus: Bus;
   readonly #subjects: Subjects;
@@ -79,6 +86,47 @@ export class TaskDispatcher {
     this.ownerSubject = options.subjects.owner(options.ownerId);
     this.#drops = new DropCounter(this.#logger, 'dropped a message to this owner that is not a claim, heartbeat or outcome');
     this.#subscription = this.#bus.subscribe(this.ownerSubject, { callback: (delivery) => this.#onMessage(delivery) });
+    this.#heartbeatMs = options.heartbeatMs;
+    void this.#watchConnection();
+  }
+
+  /**
+   * While this owner is cut off from the server, workers' heartbeats cannot reach it: that
+   * says nothing about the workers. So it heartbeats their attempts itself until it is back,
+   * and for RECONNECT_GRACE_MS after, while workers reconnect in their own time. A worker
+   * that died meanwhile is found out that much later.
+   */
+  async #watchConnection(): Promise<void> {
+    const statuses = this.#connection.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
+    this.#statuses = statuses;
+    let timer: NodeJS.Timeout | undefined;
+    let grace: NodeJS.Timeout | undefined;
+    const vouch = () => {
+      for (const [taskRunId, claim] of this.#claims) this.#runs.get(taskRunId)?.heartbeat(claim.attempt);
+    };
+    try {
+      for await (const status of statuses) {
+        if (status.type === 'disconnect') {
+          clearTimeout(grace);
+          if (timer === undefined) {
+            vouch();
+            timer = setInterval(vouch, this.#heartbeatMs);
+          }
+        } else if (status.type === 'reconnect') {
+          // Workers come back on their own schedule, possibly later than this owner.
+          clearTimeout(grace);
+          grace = setTimeout(() => {
+            clearInterval(timer);
+            timer = undefined;
+          }, RECONNECT_GRACE_MS);
+        }
+      }
+    } catch {
+      // The connection closed: nothing left to vouch for.
+    } finally {
+      clearInterval(timer);
+      clearTimeout(grace);
+    }
   }
 
   /** Messages dropped because they were not valid. */
@@ -122,6 +170,7 @@ export class TaskDispatcher {
   }
 
   close(): void {
+    this.#statuses?.stop?.();
     this.#publisher.close();
     this.#subscription?.unsubscribe();
   }

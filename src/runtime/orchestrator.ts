@@ -162,6 +162,8 @@ export class Orchestrator implements AsyncDisposable {
       if (!Number.isFinite(claimWarningMs) || claimWarningMs <= 0) {
         throw new InvalidArgumentError(`claimWarningMs must be a positive number of ms, got ${claimWarningMs}`);
       }
+      // Three heartbeats per timeout: one lost or late heartbeat is not a crash.
+      const heartbeatMs = Math.max(30, Math.floor(heartbeatTimeoutMs / 3));
       remote = {
         dispatcher: new TaskDispatcher({
           connection: nats,
@@ -170,10 +172,10 @@ export class Orchestrator implements AsyncDisposable {
           logger: logger.child({ component: 'tenaz.dispatch' }),
           runs: taskRuns,
           ownerId: randomUUID(),
+          heartbeatMs,
         }),
         heartbeatTimeoutMs,
-        // Three heartbeats per timeout: one lost or late heartbeat is not a crash.
-        heartbeatMs: Math.max(30, Math.floor(heartbeatTimeoutMs / 3)),
+        heartbeatMs,
         claimWarningMs,
       };
     }

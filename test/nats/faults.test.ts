@@ -88,4 +88,19 @@ describe('task runs on worker processes', () => {
     expect(seqs.size).toBe(7);
     for (const list of seqs.values()) expect(list).toEqual(list.map((_, i) => i + 1));
   }, 30_000);
+
+  it('does not take a server outage longer than the heartbeat timeout for a crash of the workers', async () => {
+    const { processes, server, owner, events, hits } = fixture;
+    await processes.startWorker(server.url, 1);
+    const run = owner.start(slowChain, 1, 5_000, hits.url);
+    await hits.until((hit) => hit.what === 'start-0');
+    await server.stop();
+    await new Promise((resolve) => setTimeout(resolve, 2.5 * HEARTBEAT_TIMEOUT_MS));
+    await server.start();
+    const result = await run.result();
+    expect(result).toHaveLength(1);
+    await events.untilFlowEnds();
+    expect(events.taskEvents().map((e) => e.state.name)).toEqual(['Pending', 'Running', 'Completed']);
+    expect(hits.hits.filter((hit) => hit.what === 'start-0')).toHaveLength(1);
+  }, 30_000);
 });

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ClosedError, IllegalStateError, InvalidArgumentError, NoRespondersError, TimeoutError } from '../errors.js';
 import type { Bus, BusMessage, Delivery, RequestOptions, SubscribeOptions, Subscription } from './bus.js';
+import { DeliveryQueue } from './delivery-queue.js';
 
 /** Options of the in-memory bus. */
 export interface MemoryBusOptions {
@@ -294,9 +295,7 @@ class MemorySubscription implements Subscription {
   #delivered = 0;
   #ended = false;
   #iterating = false;
-  #buffer: Delivery[] = [];
-  #head = 0;
-  #waiters: Array<(result: IteratorResult<Delivery>) => void> = [];
+  readonly #queue = new DeliveryQueue();
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
 
@@ -325,9 +324,7 @@ class MemorySubscription implements Subscription {
         this.#logger?.warn({ err, subject: this.subject }, 'subscription callback threw');
       }
     } else {
-      const waiter = this.#waiters.shift();
-      if (waiter !== undefined) waiter({ done: false, value: delivery });
-      else this.#buffer.push(delivery);
+      this.#queue.push(delivery);
     }
     if (this.#delivered >= this.#max) this.end();
   }
@@ -344,9 +341,7 @@ class MemorySubscription implements Subscription {
     if (this.#ended) return;
     this.#ended = true;
     this.#onEnd(this);
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) waiter({ done: true, value: undefined });
+    this.#queue.end();
     this.#resolveClosed();
   }
 
@@ -359,33 +354,14 @@ class MemorySubscription implements Subscription {
     if (this.#iterating) throw new IllegalStateError(`subscription to '${this.subject}' is already being iterated`);
     this.#iterating = true;
     return {
-      next: () => this.#next(),
+      next: () => this.#queue.next(),
       return: () => {
         // Leaving a for-await loop early (break, throw) ends the subscription.
         this.end();
-        this.#buffer = [];
-        this.#head = 0;
+        this.#queue.clear();
         return Promise.resolve({ done: true, value: undefined });
       },
     };
-  }
-
-  #next(): Promise<IteratorResult<Delivery>> {
-    const buffer = this.#buffer;
-    if (this.#head < buffer.length) {
-      const value = buffer[this.#head++]!;
-      // A read index instead of shift(), which copies the whole array on large buffers.
-      if (this.#head === buffer.length) {
-        buffer.length = 0;
-        this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= buffer.length) {
-        this.#buffer = buffer.slice(this.#head);
-        this.#head = 0;
-      }
-      return Promise.resolve({ done: false, value });
-    }
-    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }
 

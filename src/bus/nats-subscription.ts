@@ -6,6 +6,7 @@ import type { Subscription as RawSubscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { IllegalStateError } from '../errors.js';
 import type { Delivery, Subscription } from './bus.js';
+import { DeliveryQueue } from './delivery-queue.js';
 
 /** One subscription; iterable unless it has a callback. Deliveries keep the server's order. */
 export class NatsSubscription implements Subscription {
@@ -16,9 +17,7 @@ export class NatsSubscription implements Subscription {
   #raw: RawSubscription | undefined;
   #ended = false;
   #iterating = false;
-  #buffer: Delivery[] = [];
-  #head = 0;
-  #waiters: Array<(result: IteratorResult<Delivery>) => void> = [];
+  readonly #queue = new DeliveryQueue();
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
 
@@ -44,9 +43,7 @@ export class NatsSubscription implements Subscription {
       }
       return;
     }
-    const waiter = this.#waiters.shift();
-    if (waiter !== undefined) waiter({ done: false, value: delivery });
-    else this.#buffer.push(delivery);
+    this.#queue.push(delivery);
   }
 
   unsubscribe(): void {
@@ -74,9 +71,7 @@ export class NatsSubscription implements Subscription {
     if (this.#ended) return;
     this.#ended = true;
     this.#onEnd(this);
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) waiter({ done: true, value: undefined });
+    this.#queue.end();
     this.#resolveClosed();
   }
 
@@ -89,32 +84,13 @@ export class NatsSubscription implements Subscription {
     if (this.#iterating) throw new IllegalStateError(`subscription to '${this.subject}' is already being iterated`);
     this.#iterating = true;
     return {
-      next: () => this.#next(),
+      next: () => this.#queue.next(),
       return: () => {
         // Leaving a for-await loop early (break, throw) ends the subscription.
         this.unsubscribe();
-        this.#buffer = [];
-        this.#head = 0;
+        this.#queue.clear();
         return Promise.resolve({ done: true, value: undefined });
       },
     };
-  }
-
-  #next(): Promise<IteratorResult<Delivery>> {
-    const buffer = this.#buffer;
-    if (this.#head < buffer.length) {
-      const value = buffer[this.#head++]!;
-      // A read index instead of shift(), which copies the whole array on large buffers.
-      if (this.#head === buffer.length) {
-        buffer.length = 0;
-        this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= buffer.length) {
-        this.#buffer = buffer.slice(this.#head);
-        this.#head = 0;
-      }
-      return Promise.resolve({ done: false, value });
-    }
-    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }

@@ -55,4 +55,3 @@ export async function handle(taskName: string, request: RawRequest): Promise<Raw
   }
 }
 
-export { Slots } from '../src/remote/slots.js';

@@ -14,7 +14,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { connectOrchestrator } from '../src/index.js';
 import { serveBullmq } from './bullmq.js';
 import { createBenchLogger } from './nats-log.js';
-import { JS_STREAM, RAW_QUEUE, RAW_SUBJECT_PREFIX, RAW_TASKS, Slots, decode, encode, handle, jsConsumerName, type RawRequest } from './nats-raw.js';
+import { Sema } from 'async-sema';
+import { JS_STREAM, RAW_QUEUE, RAW_SUBJECT_PREFIX, RAW_TASKS, decode, encode, handle, jsConsumerName, type RawRequest } from './nats-raw.js';
 import { setSignalConnection } from './nats-tasks.js';
 
 const [mode, where, concurrencyArg = '64'] = process.argv.slice(2);
@@ -62,7 +63,7 @@ async function serveTenaz(url: string): Promise<() => Promise<void>> {
 /** A plain nats.js service: a queue-group subscription, at most `concurrency` requests handled at once. */
 async function serveRawNats(url: string): Promise<() => Promise<void>> {
   const nc = await connect({ servers: url });
-  const slots = new Slots(concurrency);
+  const slots = new Sema(concurrency);
   nc.subscribe(`${RAW_SUBJECT_PREFIX}*`, {
     queue: RAW_QUEUE,
     callback: (err, msg) => {
@@ -89,7 +90,7 @@ async function serveRawNats(url: string): Promise<() => Promise<void>> {
 async function serveJetStream(url: string): Promise<() => Promise<void>> {
   const nc: NatsConnection = await connect({ servers: url });
   const js = jetstream(nc);
-  const slots = new Slots(concurrency);
+  const slots = new Sema(concurrency);
   const consumers: ConsumerMessages[] = [];
   for (const taskName of RAW_TASKS) {
     const consumer = await js.consumers.get(JS_STREAM, jsConsumerName(taskName));

@@ -47,7 +47,7 @@ import {
 import { ensureTaskConsumer, ensureTasksStream, DISPATCH_ACK_WAIT_MS } from './streams.js';
 import { WorkerAttemptContext } from './worker-context.js';
 import { parseClaimReply, parseOutcomeReply, parseTaskDispatch } from './parse-messages.js';
-import { Slots } from './slots.js';
+import { Sema } from 'async-sema';
 import { LazyAbort } from '../runtime/lazy-abort.js';
 
 export interface WorkerOptions {
@@ -113,7 +113,8 @@ export class TaskWorker implements AsyncDisposable {
   readonly #internals: WorkerInternals;
   readonly #logger: Logger;
   readonly #tasks: Map<string, TaskDefinition>;
-  readonly #slots: Slots;
+  /** Free execution slots: `concurrency` of them. */
+  readonly #slots: Sema;
   readonly #held = new Map<string, HeldAttempt>();
   readonly #running = new Set<Promise<void>>();
   readonly #drops: DropCounter;
@@ -142,7 +143,7 @@ export class TaskWorker implements AsyncDisposable {
     }
     this.#tasks = resolveTasks(options.tasks);
     this.#logger = options.logger.child({ component: 'tenaz.worker', workerId: this.id });
-    this.#slots = new Slots(this.concurrency);
+    this.#slots = new Sema(this.concurrency);
     this.#drops = new DropCounter(this.#logger, 'dropped a dispatch that is not a valid task run of a task served here');
     this.#subject = options.subjects.worker(this.id);
     this.#ownerPrefix = options.subjects.owner('x').slice(0, -1);
@@ -237,7 +238,7 @@ export class TaskWorker implements AsyncDisposable {
     try {
       for await (const message of messages) {
         // A dispatch waiting for a free slot is marked in progress so that it is not delivered elsewhere meanwhile.
-        if (!this.#slots.tryAcquire()) {
+        if (this.#slots.tryAcquire() === undefined) {
           const keepAlive = setInterval(() => message.working(), DISPATCH_ACK_WAIT_MS / 2);
           await this.#slots.acquire();
           clearInterval(keepAlive);

@@ -14,8 +14,9 @@ import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError } f
 import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
-import { parseRunEvent, type EventFilter, type RunEvent } from '../events.js';
-import { NoHistoryError, ensureEventsStream, parseSince, replayEvents, type HistoricRunEvent, type HistoryOptions, type Since } from '../history.js';
+import type { EventFilter } from '../events.js';
+import { ensureEventsStream, parseSince, type HistoryOptions, type Since } from '../history.js';
+import { followHistory, replayHistory, subscribeEvents, type EventStream } from './watch.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { DropCounter } from '../drop-counter.js';
 import { createRootLogger } from '../log.js';
@@ -26,7 +27,7 @@ import { DEFAULT_NAMESPACE, createSubjects } from '../subjects.js';
 import { definitionOf, type FlowDefinition, type TaskDefinition } from './definitions.js';
 import type { Engine, RemoteExecution } from './engine.js';
 import { FlowRunRuntime } from './flow-run.js';
-import { FlowRun, TaskFuture } from './handles.js';
+import { FlowRun } from './handles.js';
 import { provideMachines } from './machines.js';
 import { TaskRunRuntime } from './task-run.js';
 
@@ -98,10 +99,7 @@ export interface DrainOptions {
   graceMs?: number;
 }
 
-/** An async iterable of run events; `close()` ends it. */
-export interface EventStream extends AsyncIterable<RunEvent> {
-  close(): void;
-}
+export type { EventStream } from './watch.js';
 
 /** Something `start()` accepts: a flow made by `flow()`. */
 export interface StartableFlow<A extends unknown[], R> {
@@ -287,55 +285,10 @@ export class Orchestrator implements AsyncDisposable {
     this.#check();
     const { since, ...filter } = options;
     if (since !== undefined) return this.#replay(filter, parseSince(since));
-    // Over NATS, live events come through the history too: its ordered consumer picks up
-    // where it was after a reconnect, where a plain subscription misses what was published
-    // while it was away. It starts at this call's time, so nothing after the call is missed.
-    if (this.#history && this.#nats) return this.#followHistory(filter);
-    return this.#subscribeLive(filter);
-  }
-
-  #subscribeLive(filter: EventFilter): EventStream {
-    const subscription = this.#engine.bus.subscribe(this.#engine.subjects.eventFilter(filter));
-    const drops = new DropCounter(this.#engine.engineLogger, 'dropped a message on an event subject that is not a run event');
-    return {
-      async *[Symbol.asyncIterator]() {
-        for await (const delivery of subscription) {
-          const event = parseRunEvent(delivery.message);
-          if (event) yield event;
-          else drops.drop({ subject: delivery.subject, type: delivery.message.type });
-        }
-      },
-      close: () => subscription.unsubscribe(),
-    };
-  }
-
-  /** Live events through the history; with no history on the server (yet), through a plain subscription. */
-  #followHistory(filter: EventFilter): EventStream {
-    this.#engine.subjects.eventFilter(filter);
-    const replay = replayEvents(this.#nats!, this.#engine.subjects, filter, { time: this.#engine.now() }, this.#engine.engineLogger);
-    let fallback: EventStream | undefined;
-    let closed = false;
-    const subscribeLive = (f: EventFilter) => this.#subscribeLive(f);
-    const logger = this.#engine.engineLogger;
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          yield* replay.events;
-          return;
-        } catch (error) {
-          if (!(error instanceof NoHistoryError) || closed) throw error;
-          logger.debug({ err: error }, 'no event history to follow; watching live events as they are published');
-        }
-        fallback = subscribeLive(filter);
-        if (closed) fallback.close();
-        yield* fallback;
-      },
-      close: () => {
-        closed = true;
-        replay.stop();
-        fallback?.close();
-      },
-    };
+    // Over NATS, live events come through the history too (see followHistory).
+    const { bus, subjects, engineLogger } = this.#engine;
+    if (this.#history && this.#nats) return followHistory(this.#nats, bus, subjects, filter, this.#engine.now(), engineLogger);
+    return subscribeEvents(bus, subjects, filter, engineLogger);
   }
 
   /**
@@ -368,13 +321,7 @@ export class Orchestrator implements AsyncDisposable {
   #replay(filter: EventFilter, since: Since): EventStream {
     if (!this.#nats) throw new NatsRequiredError('watch({ since }) replays the event history kept in NATS JetStream; this orchestrator has no NATS connection');
     if (!this.#history) throw new InvalidArgumentError('watch({ since }) needs the event history, which this orchestrator was created without (history: false)');
-    // Checked here, so that a bad filter throws now rather than on iteration.
-    this.#engine.subjects.eventFilter(filter);
-    const replay = replayEvents(this.#nats, this.#engine.subjects, filter, since, this.#engine.engineLogger);
-    return {
-      [Symbol.asyncIterator]: () => replay.events[Symbol.asyncIterator]() as AsyncIterator<HistoricRunEvent>,
-      close: () => replay.stop(),
-    };
+    return replayHistory(this.#nats, this.#engine.subjects, filter, since, this.#engine.engineLogger);
   }
 
   readonly [INTERNAL]: OrchestratorInternals = {

@@ -10,7 +10,7 @@
  * the flow run it belongs to, so that grepping for `'light-potoo'` gives the
  * whole run. With `--json`, each event is printed whole as one JSON object.
  */
-import { isStateName, type StateName } from '../../actors/state.js';
+import type { StateName } from '../../actors/state.js';
 import type { RunEvent } from '../events.js';
 
 /** Turns events into output lines; keeps the flow run names seen, to name them on task lines. */

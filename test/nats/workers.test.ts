@@ -8,7 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
-import { busyFanOut, cachedFlow, cancellable, deaf, failing, roundTrip, slowChain, spread } from '../fixtures/nats/tasks.js';
+import { busyFanOut, cachedFlow, cancellable, deaf, failing, gpuFlow, onGpu, roundTrip, slowChain, spread } from '../fixtures/nats/tasks.js';
 
 // Default heartbeat timeout: nothing here is about crashes, and a loaded machine must not fake one.
 const fixture = useNatsFixture({ claimWarningMs: 300 });
@@ -192,6 +192,29 @@ describe('workers', () => {
       await other.cancelRun('no-such-run');
     } finally {
       await other.close();
+      await connection.close();
+    }
+  });
+
+  it("routes a task run to the workers of its task's pool only", async () => {
+    const { processes, server, owner, events } = fixture;
+    const connection = await connect({ servers: server.url });
+    const local = createOrchestrator({ nats: connection, logger: pino({ level: 'silent' }), execution: 'local' });
+    try {
+      // This worker serves the task, but for pool 'cpu': the run waits for a 'gpu' worker.
+      const wrongPool = local.worker({ tasks: [onGpu], pool: 'cpu' });
+      await wrongPool.ready();
+      const run = owner.start(gpuFlow);
+      await waitFor(() => events.taskEvents().length > 0, 5_000, 'the task run');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(events.taskEvents().map((e) => e.state.name)).toEqual(['Pending']);
+      expect(wrongPool.stats.finished).toBe(0);
+
+      // A worker serving each task's own pool takes it.
+      const worker = await processes.startWorker(server.url, 1);
+      expect(await run.result()).toBe(worker.pid);
+    } finally {
+      await local.close();
       await connection.close();
     }
   });

@@ -292,6 +292,12 @@ export class TaskWorker implements AsyncDisposable {
     if (this.#held.get(held.dispatch.taskRunId) !== held) return;
     this.#held.delete(held.dispatch.taskRunId);
     this.#finished += 1;
+    if (this.#held.size === 0) {
+      // Nothing to heartbeat: the next attempt sets the pace again (owners may ask for another).
+      clearInterval(this.#heartbeatTimer);
+      this.#heartbeatTimer = undefined;
+      this.#heartbeatMs = Infinity;
+    }
     this.#actor.send(RUN_FINISHED);
   }
 

@@ -86,9 +86,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         clearTimeout(timer);
         reject(new Error(`nats-server exited (${code ?? signal}) before it was ready:\n${output}`));
       });
-      proc.once('error', (error) => {
+      proc.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(error);
+        reject(
+          error.code === 'ENOENT'
+            ? new Error('nats-server is not installed: `apt-get install -y nats-server` (bash .ci/run does it), then run the tests again', { cause: error })
+            : error,
+        );
       });
     });
   };

@@ -90,5 +90,11 @@ const runEventSchema = z.discriminatedUnion('type', [
 /** A run event from the bus, or `null` when the message is not one (events may come from other processes). */
 export function parseRunEvent(message: BusMessage): RunEvent | null {
   const parsed = runEventSchema.safeParse(message);
-  return parsed.success ? (parsed.data as unknown as RunEvent) : null;
+  if (!parsed.success) return null;
+  const event = parsed.data as unknown as RunEvent;
+  // What another client wrote as nil reads as absent, as the types say.
+  for (const key of OPTIONAL_STATE_FIELDS) if (event.state[key] === null) delete event.state[key];
+  return event;
 }
+
+const OPTIONAL_STATE_FIELDS = ['message', 'errorName', 'errorCode', 'scheduledAt'] as const;

@@ -117,7 +117,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await launch();
       break;
     } catch (error) {
-      if (tries >= 4 || !output.includes('address already in use')) throw error;
+      if (tries >= 4 || !output.includes('address already in use')) {
+        rmSync(storeDir, { recursive: true, force: true });
+        throw error;
+      }
       port = await freePort();
     }
   }

@@ -3,6 +3,7 @@
  * deliveries not yet read, in order, and the loop's pending `next()` calls.
  * Shared by the memory and NATS buses, whose subscriptions iterate alike.
  */
+import { IllegalStateError } from '../errors.js';
 import type { Delivery } from './bus.js';
 
 export class DeliveryQueue {
@@ -11,6 +12,25 @@ export class DeliveryQueue {
   #head = 0;
   #waiters: Array<(result: IteratorResult<Delivery>) => void> = [];
   #ended = false;
+  #iterating = false;
+
+  /**
+   * The one iterator of a subscription to `subject`. Leaving its loop early (break,
+   * throw) calls `leave`, which ends the subscription, and drops what is buffered.
+   * @throws IllegalStateError when the subscription is already being iterated
+   */
+  iterator(subject: string, leave: () => void): AsyncIterator<Delivery> {
+    if (this.#iterating) throw new IllegalStateError(`subscription to '${subject}' is already being iterated`);
+    this.#iterating = true;
+    return {
+      next: () => this.next(),
+      return: () => {
+        leave();
+        this.clear();
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
+  }
 
   push(delivery: Delivery): void {
     const waiter = this.#waiters.shift();

@@ -294,7 +294,6 @@ class MemorySubscription implements Subscription {
   #routed = 0;
   #delivered = 0;
   #ended = false;
-  #iterating = false;
   readonly #queue = new DeliveryQueue();
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
@@ -351,18 +350,9 @@ class MemorySubscription implements Subscription {
 
   [Symbol.asyncIterator](): AsyncIterator<Delivery> {
     if (this.#callback !== undefined) throw new IllegalStateError(`subscription to '${this.subject}' has a callback and cannot be iterated`);
-    if (this.#iterating) throw new IllegalStateError(`subscription to '${this.subject}' is already being iterated`);
-    this.#iterating = true;
-    return {
-      next: () => this.#queue.next(),
-      return: () => {
-        // Leaving a for-await loop early (break, throw) ends the subscription.
-        this.end();
-        this.#queue.clear();
-        return Promise.resolve({ done: true, value: undefined });
-      },
-    };
+    return this.#queue.iterator(this.subject, () => this.end());
   }
+
 }
 
 /**

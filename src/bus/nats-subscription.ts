@@ -16,7 +16,6 @@ export class NatsSubscription implements Subscription {
   readonly #onEnd: (sub: NatsSubscription) => void;
   #raw: RawSubscription | undefined;
   #ended = false;
-  #iterating = false;
   readonly #queue = new DeliveryQueue();
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
@@ -81,16 +80,7 @@ export class NatsSubscription implements Subscription {
 
   [Symbol.asyncIterator](): AsyncIterator<Delivery> {
     if (this.#callback !== undefined) throw new IllegalStateError(`subscription to '${this.subject}' has a callback and cannot be iterated`);
-    if (this.#iterating) throw new IllegalStateError(`subscription to '${this.subject}' is already being iterated`);
-    this.#iterating = true;
-    return {
-      next: () => this.#queue.next(),
-      return: () => {
-        // Leaving a for-await loop early (break, throw) ends the subscription.
-        this.unsubscribe();
-        this.#queue.clear();
-        return Promise.resolve({ done: true, value: undefined });
-      },
-    };
+    return this.#queue.iterator(this.subject, () => this.unsubscribe());
   }
+
 }

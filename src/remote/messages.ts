@@ -78,25 +78,17 @@ export const taskHeartbeatSchema = z.object({
 });
 export type TaskHeartbeat = z.infer<typeof taskHeartbeatSchema>;
 
+const outcomeBase = {
+  v: z.literal(WIRE_VERSION),
+  type: z.literal('task.outcome'),
+  taskRunId: id,
+  attempt,
+  workerId: id,
+};
+
 export const taskOutcomeSchema = z.discriminatedUnion('ok', [
-  z.object({
-    v: z.literal(WIRE_VERSION),
-    type: z.literal('task.outcome'),
-    taskRunId: id,
-    attempt,
-    workerId: id,
-    ok: z.literal(true),
-    value: z.unknown(),
-  }),
-  z.object({
-    v: z.literal(WIRE_VERSION),
-    type: z.literal('task.outcome'),
-    taskRunId: id,
-    attempt,
-    workerId: id,
-    ok: z.literal(false),
-    error: wireError,
-  }),
+  z.object({ ...outcomeBase, ok: z.literal(true), value: z.unknown() }),
+  z.object({ ...outcomeBase, ok: z.literal(false), error: wireError }),
 ]);
 export type TaskOutcome = z.infer<typeof taskOutcomeSchema>;
 

@@ -12,6 +12,9 @@
  * - `warnUnclaimed` says a dispatched attempt has waited `claimWarningMs`
  *   for a worker;
  * - `abortAttempt` gives the attempt up (its body's `AbortSignal` is aborted);
+ * - `lookupJournal` answers `journal.hit`, `journal.miss` or `journal.conflict`
+ *   (only for a call of a resumed flow run); `replayed` runs on entry to
+ *   `Replayed`, the final state of a call whose result was recorded before;
  * - `lookupCache` answers `cache.hit` or `cache.miss`;
  * - `publish` runs on entry to each published state;
  * - `reportFailure` tells the supervisor an attempt failed; the supervisor
@@ -31,6 +34,11 @@ export interface TaskRunInput {
   timeoutMs?: number;
   /** Whether the task has a cache key to look up before running. */
   hasCacheKey?: boolean;
+  /**
+   * Whether the run's flow run resumed and may have made this call before: its
+   * journal is looked up first, and a result recorded there is used as it is.
+   */
+  hasJournal?: boolean;
   /** First attempt number; above 1 when a run resumes. @default 1 */
   attempt?: number;
   /**
@@ -52,6 +60,7 @@ export interface TaskRunContext {
   attempt: number;
   timeoutMs: number | undefined;
   hasCacheKey: boolean;
+  hasJournal: boolean;
   heartbeatTimeoutMs: number | undefined;
   claimWarningMs: number;
   /** Delay before the next attempt, as decided by the supervisor. */
@@ -77,6 +86,11 @@ export type TaskRunEvent =
   | { type: 'attempt.unclaimed'; attempt: number }
   /** Raised by the machine itself when a timed attempt runs out of time. */
   | { type: 'attempt.timedOut'; attempt: number }
+  /** The journal holds this call's result from before the flow run resumed. */
+  | { type: 'journal.hit'; value: unknown }
+  | { type: 'journal.miss' }
+  /** The journal holds another task at this call's position: the flow's calls changed order. */
+  | { type: 'journal.conflict'; error: StateError }
   | { type: 'cache.hit'; value: unknown }
   | { type: 'cache.miss' }
   /** The supervisor decided to run another attempt after `delayMs`. */
@@ -133,6 +147,8 @@ export const taskRunMachine = setup({
     startAttempt: () => {},
     abortAttempt: (_, _params: { reason: string }) => {},
     lookupCache: () => {},
+    lookupJournal: () => {},
+    replayed: () => {},
     publish: (_, _params: { state: StateName }) => {},
     reportFailure: () => {},
     warnUnclaimed: () => {},
@@ -156,6 +172,7 @@ export const taskRunMachine = setup({
     attempt: input.attempt ?? 1,
     timeoutMs: input.timeoutMs,
     hasCacheKey: input.hasCacheKey ?? false,
+    hasJournal: input.hasJournal ?? false,
     heartbeatTimeoutMs: input.heartbeatTimeoutMs,
     claimWarningMs: input.claimWarningMs ?? DEFAULT_CLAIM_WARNING_MS,
     retryDelayMs: 0,
@@ -164,11 +181,25 @@ export const taskRunMachine = setup({
     crashes: 0,
     result: undefined,
   }),
-  initial: 'Pending',
+  initial: 'Created',
   on: {
     cancel: { target: '.Cancelled' },
   },
   states: {
+    Created: {
+      always: [{ guard: ({ context }) => context.hasJournal, target: 'CheckingJournal' }, { target: 'Pending' }],
+    },
+    CheckingJournal: {
+      entry: 'lookupJournal',
+      on: {
+        'journal.hit': { target: 'Replayed', actions: assign({ result: ({ event }) => event.value }) },
+        'journal.miss': { target: 'Pending' },
+        'journal.conflict': {
+          target: 'Failed',
+          actions: assign({ failure: ({ event }) => ({ kind: 'error' as const, error: event.error }), failures: ({ context }) => context.failures + 1 }),
+        },
+      },
+    },
     Pending: {
       entry: { type: 'publish', params: { state: 'Pending' } },
       always: [{ guard: ({ context }) => context.hasCacheKey, target: 'CheckingCache' }, ...START_ATTEMPT],
@@ -289,6 +320,8 @@ export const taskRunMachine = setup({
       },
     },
     Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },
+    /** Not published: the run completed before its flow run resumed, and said so then. */
+    Replayed: { type: 'final', entry: 'replayed' },
     Cached: { type: 'final', entry: { type: 'publish', params: { state: 'Cached' } } },
     Failed: { type: 'final', entry: { type: 'publish', params: { state: 'Failed' } } },
     TimedOut: { type: 'final', entry: { type: 'publish', params: { state: 'TimedOut' } } },

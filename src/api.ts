@@ -8,7 +8,7 @@ import { CancelledError, InvalidArgumentError } from './errors.js';
 import { resolveFlowOptions, resolveTaskOptions, type FlowOptions, type TaskOptions } from './options.js';
 import { getDefaultOrchestrator } from './runtime/ambient.js';
 import { runContextStorage } from './runtime/context.js';
-import { DEFINITION, registerTask, type FlowDefinition, type TaskDefinition } from './runtime/definitions.js';
+import { DEFINITION, registerFlow, registerTask, type FlowDefinition, type TaskDefinition } from './runtime/definitions.js';
 import { TaskFuture } from './runtime/handles.js';
 import { INTERNAL } from './runtime/orchestrator.js';
 
@@ -100,6 +100,7 @@ export function flow<A extends unknown[], R>(options: FlowOptions, fn: (...args:
 export function flow(options: FlowOptions, fn: (...args: unknown[]) => unknown): Flow<unknown[], unknown> {
   if (typeof fn !== 'function') throw new InvalidArgumentError('flow() needs a function as its second argument');
   const definition: FlowDefinition = { kind: 'flow', options: resolveFlowOptions(options as FlowOptions<never>), fn };
+  registerFlow(definition);
   const callable = (...args: unknown[]): Promise<unknown> => {
     try {
       const context = runContextStorage.getStore();

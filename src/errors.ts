@@ -25,7 +25,10 @@ export type ErrorCode =
   | 'NATS_REQUIRED'
   | 'INVALID_MESSAGE'
   | 'CONNECTION_FAILED'
-  | 'USER_ERROR';
+  | 'USER_ERROR'
+  | 'NON_DETERMINISM'
+  | 'RESULT_TOO_LARGE'
+  | 'NOT_FOUND';
 
 export interface TenazErrorOptions {
   cause?: unknown;
@@ -55,6 +58,15 @@ function defineError(name: string, code: ErrorCode, retryable: boolean) {
 
 /** A bad argument to a tenaz API: thrown at once, never retried. */
 export class InvalidArgumentError extends defineError('InvalidArgumentError', 'INVALID_ARGUMENT', false) {}
+/**
+ * A resumed flow run called its tasks in another order than before: the recorded
+ * results cannot be matched to the calls, so the run fails instead of guessing.
+ */
+export class NonDeterminismError extends defineError('NonDeterminismError', 'NON_DETERMINISM', false) {}
+/** A result larger than the durable store keeps (`maxResultBytes`). */
+export class ResultTooLargeError extends defineError('ResultTooLargeError', 'RESULT_TOO_LARGE', false) {}
+/** No run with that id is recorded. */
+export class RunNotFoundError extends defineError('RunNotFoundError', 'NOT_FOUND', false) {}
 /** An operation called in a state that does not allow it. */
 export class IllegalStateError extends defineError('IllegalStateError', 'ILLEGAL_STATE', false) {}
 /** The orchestrator, bus or worker is closed. */

@@ -134,6 +134,14 @@ export interface Subjects {
   control(flowRunId: string): string;
   /** Every flow run's control subject: `<ns>.ctl.*`. */
   readonly allControl: string;
+  /** Where flow runs wait for a process that serves their flow: `<ns>.flowq.<flow>`. */
+  flowQueue(flowName: string): string;
+  /** Every flow queue subject: `<ns>.flowq.>`, the subjects of the flows stream. */
+  readonly allFlowQueue: string;
+  /** The JetStream work-queue stream of flow runs to take: `<ns>_flows`. */
+  readonly flowsStream: string;
+  /** The durable consumer that processes serving `flowName` take its runs through: `flow~<flow>`. */
+  flowConsumer(flowName: string): string;
 }
 
 /**
@@ -154,6 +162,7 @@ export function createSubjects(namespace: string = DEFAULT_NAMESPACE): Subjects 
   const owner = `${namespace}.owner.`;
   const worker = `${namespace}.worker.`;
   const ctl = `${namespace}.ctl.`;
+  const flowq = `${namespace}.flowq.`;
   const allEvents = `${evt}>`;
 
   return Object.freeze({
@@ -186,6 +195,10 @@ export function createSubjects(namespace: string = DEFAULT_NAMESPACE): Subjects 
     worker: (workerId: string) => `${worker}${encodeToken(workerId)}`,
     control: (flowRunId: string) => `${ctl}${encodeToken(flowRunId)}`,
     allControl: `${ctl}*`,
+    flowQueue: (flowName: string) => `${flowq}${encodeToken(flowName)}`,
+    allFlowQueue: `${flowq}>`,
+    flowsStream: `${namespace}_flows`,
+    flowConsumer: (flowName: string) => `flow~${encodeToken(flowName)}`,
   });
 }
 

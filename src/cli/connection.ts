@@ -47,6 +47,8 @@ export interface OpenOrchestratorOptions {
   requireNats?: boolean;
   /** Where task runs execute; see `OrchestratorOptions.execution`. @default 'workers' with NATS, else 'local' */
   execution?: 'local' | 'workers';
+  /** Whether runs are durable; see `OrchestratorOptions.durable`. @default the orchestrator's default */
+  durable?: boolean;
 }
 
 /** The orchestrator with the server it is connected to, if any. */
@@ -79,7 +81,7 @@ export function namespaceOf(flags: ConnectionFlags): string {
  * (unreachable server, refused credentials, a malformed URL) becomes a `CliError`.
  */
 export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrchestratorOptions): Promise<OpenedOrchestrator> {
-  const { command, logger, execution } = options;
+  const { command, logger, execution, durable } = options;
   const namespace = namespaceOf(flags);
   const url = natsUrlOf(flags);
   if (url === undefined) {
@@ -94,6 +96,7 @@ export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrch
       logger,
       namespace,
       execution,
+      durable,
     });
     const listen = orchestrator.nats?.getServer();
     return { orchestrator, server: listen ? `nats://${listen}` : url };

@@ -9,7 +9,7 @@ import { TenazError } from '../errors.js';
 import { DEFAULT_POOL } from '../options.js';
 import { createRootLogger } from '../log.js';
 import { setDefaultOrchestrator } from '../runtime/ambient.js';
-import { registeredTasks } from '../runtime/definitions.js';
+import { registeredFlows, registeredTasks } from '../runtime/definitions.js';
 import type { TaskWorker } from '../remote/worker.js';
 import type { Orchestrator } from '../runtime/orchestrator.js';
 import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
@@ -40,15 +40,17 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
   const graceMs = options.graceMs ?? DEFAULT_WORKER_GRACE_MS;
   assertFlowFile(file, io.cwd);
   const logger = createRootLogger({ format: options.logFormat, level: options.logLevel, destination: io.stdout });
-  // Task bodies run here, so tasks they call run here too, not dispatched again.
-  const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local' });
+  // Task bodies run here, so tasks they call run here too, not dispatched again. Flows the
+  // file defines are served too, durably: runs started by name, retried, or left by a dead process.
+  const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local', durable: true });
   // Before the import, so that flows or tasks the file calls at module level use this orchestrator too.
   const previous = setDefaultOrchestrator(orchestrator);
   const trap = trapShutdownSignals();
   try {
     await loadFlowFile(file, io.cwd);
-    if (registeredTasks().size === 0) throw new CliError(`no task found in ${file}: define tasks with task()`);
+    if (registeredTasks().size === 0 && registeredFlows().size === 0) throw new CliError(`no task or flow found in ${file}: define them with task() and flow()`);
     const worker = startWorker(orchestrator, options);
+    const flows = registeredFlows().size === 0 ? undefined : serveFlows(orchestrator);
     const started = worker.ready().then(
       () => ({ ok: true as const }),
       (error: unknown) => ({ ok: false as const, error }),
@@ -57,7 +59,8 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
     const first = await Promise.race([started, trap.first]);
     if (typeof first === 'object') {
       if (!first.ok) throw new CliError(`the worker could not start: ${describe(first.error)}`, { cause: first.error });
-      note(io, `serving ${describeTasks(worker)} on ${server}; concurrency ${worker.concurrency}`);
+      const flowNames = flows === undefined ? '' : `flow(s) ${(await flows).join(', ')} and `;
+      note(io, `serving ${flowNames}${describeTasks(worker)} on ${server}; concurrency ${worker.concurrency}`);
     }
     const why = typeof first === 'string' ? first : await Promise.race([trap.first, worker.closed().then(() => 'stopped' as const)]);
     if (why === 'stopped') {
@@ -77,6 +80,17 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
     await orchestrator.close();
     setDefaultOrchestrator(previous);
   }
+}
+
+/** Serves the file's flows; resolves with their names. A flow name defined twice is the user's to fix. */
+async function serveFlows(orchestrator: Orchestrator): Promise<string[]> {
+  try {
+    await orchestrator.serveFlows();
+  } catch (error) {
+    if (error instanceof TenazError && error.code === 'INVALID_ARGUMENT') throw new CliError(error.message, { cause: error });
+    throw new CliError(`could not serve the flows: ${describe(error)}`, { cause: error });
+  }
+  return [...registeredFlows().keys()];
 }
 
 /** Options the runtime rejects (a task name defined twice, ...) are the user's to fix. */

@@ -22,7 +22,7 @@ import { parseToOwner } from './parse-messages.js';
 export interface RemoteTaskRun {
   readonly id: string;
   /** Accepts a claim of `attempt` if the run waits for exactly that attempt to be claimed. */
-  acceptClaim(attempt: number): boolean;
+  acceptClaim(attempt: number, workerId?: string): boolean;
   heartbeat(attempt: number): void;
   /** Applies an outcome of the current attempt; false (and nothing applied) for any other. */
   acceptOutcome(outcome: TaskOutcome): boolean;
@@ -199,7 +199,7 @@ export class TaskDispatcher {
         return;
       case 'task.claim': {
         const run = this.#runs.get(message.taskRunId);
-        const accepted = run?.acceptClaim(message.attempt) ?? false;
+        const accepted = run?.acceptClaim(message.attempt, message.workerId) ?? false;
         // The parsed claim is a fresh object: it is kept as it is.
         if (accepted) this.#claims.set(message.taskRunId, message);
         this.#reply(delivery, accepted ? CLAIM_ACCEPTED : run ? CLAIM_NOT_WAITING : CLAIM_NO_SUCH_RUN);

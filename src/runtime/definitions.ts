@@ -42,3 +42,21 @@ export function registerTask(definition: TaskDefinition): void {
 export function registeredTasks(): ReadonlyMap<string, readonly TaskDefinition[]> {
   return registry;
 }
+
+// Every flow defined in this process, by name: what a process serves when told to
+// serve "the flows of this file", and how a run queued by name finds its code.
+const FLOW_REGISTRY_KEY = Symbol.for('tenaz.flowRegistry');
+const flowGlobals = globalThis as { [FLOW_REGISTRY_KEY]?: Map<string, FlowDefinition[]> };
+const flowRegistry = (flowGlobals[FLOW_REGISTRY_KEY] ??= new Map<string, FlowDefinition[]>());
+
+export function registerFlow(definition: FlowDefinition): void {
+  const name = definition.options.name;
+  const list = flowRegistry.get(name);
+  if (list === undefined) flowRegistry.set(name, [definition]);
+  else list.push(definition);
+}
+
+/** The flows defined so far in this process, by name; more than one definition when a name was reused. */
+export function registeredFlows(): ReadonlyMap<string, readonly FlowDefinition[]> {
+  return flowRegistry;
+}

@@ -12,6 +12,7 @@ import type { Bus } from '../bus/bus.js';
 import type { RunEvent } from '../events.js';
 import type { Store } from '../store/store.js';
 import type { TaskDispatcher } from '../remote/dispatcher.js';
+import type { RunRecorder } from '../durable/run-recorder.js';
 import type { createSubjects } from '../subjects.js';
 import type { FlowRunRuntime } from './flow-run.js';
 import type { Orchestrator } from './orchestrator.js';
@@ -39,6 +40,8 @@ export interface Engine {
   readonly taskRuns: Map<string, TaskRunRuntime>;
   readonly flowRuns: Map<string, FlowRunRuntime>;
   publishEvent(subject: string, event: RunEvent): void;
+  /** Set when runs are durable: their transitions are recorded in the store. */
+  readonly durable: RunRecorder | undefined;
   /** Set when task runs execute on workers over NATS. */
   readonly remote: RemoteExecution | undefined;
 }

@@ -22,6 +22,8 @@ import {
   toWireError,
 } from '../errors.js';
 import type { FlowStateEvent } from '../events.js';
+import type { RecordedFlowRun } from '../durable/run-recorder.js';
+import type { FlowRunRecord, RecordedError } from '../durable/records.js';
 import { computeRetryDelay } from '../retry.js';
 import { deferBody, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
 import { createDeferred } from './deferred.js';
@@ -36,14 +38,24 @@ export interface ChildRun {
   cancel(reason?: string): void;
 }
 
-export class FlowRunRuntime {
+/** A flow run taken over from the record another process left: see `RunRecorder.take`. */
+export interface ResumeFrom {
+  record: FlowRunRecord;
+  revision: number;
+}
+
+export class FlowRunRuntime implements RecordedFlowRun {
   readonly id: string;
   readonly name: string;
   readonly flowName: string;
   readonly definition: FlowDefinition;
   readonly parent: FlowRunRuntime | undefined;
+  /** A subflow's position among its parent's calls. */
+  readonly position: number | undefined;
   readonly logger: Logger;
   readonly info: FlowRunInfo;
+  /** Whether the run was started before, elsewhere: its calls look up their journal first. */
+  readonly resumed: boolean;
   state: RunState | undefined;
 
   readonly #engine: Engine;
@@ -59,21 +71,29 @@ export class FlowRunRuntime {
   #subject: string | undefined;
   #lastError: Error | undefined;
   #result: unknown;
+  #calls = 0;
+  #fenced = false;
+  /** Set when a resumed run's calls changed order: the run fails with it, whatever the body does. */
+  #nonDeterminism: Error | undefined;
 
-  constructor(engine: Engine, definition: FlowDefinition, args: unknown[], parent: FlowRunRuntime | undefined) {
+  constructor(engine: Engine, definition: FlowDefinition, args: unknown[], parent: FlowRunRuntime | undefined, resume?: ResumeFrom) {
     this.#engine = engine;
     this.definition = definition;
     this.#args = args;
     this.parent = parent;
-    this.id = crypto.randomUUID();
+    this.position = parent?.nextPosition();
+    this.resumed = resume !== undefined;
+    this.id = resume?.record.id ?? crypto.randomUUID();
     this.flowName = definition.options.name;
-    this.name = this.#makeRunName();
+    this.name = resume?.record.name ?? this.#makeRunName();
+    this.#seq = resume?.record.lastSeq ?? 0;
     this.info = { id: this.id, name: this.name, flowName: this.flowName, parameters: args };
     this.logger = engine.logger.child({ flowRunId: this.id, flowRunName: this.name, flowName: this.flowName });
     const { retries, timeoutMs, cancelGraceMs } = definition.options;
     this.#actor = createActor(engine.machines.flow, {
-      input: { flowRunId: this.id, retries, timeoutMs, cancelGraceMs },
+      input: { flowRunId: this.id, retries, timeoutMs, cancelGraceMs, attempt: resume?.record.attempt },
     });
+    if (resume) engine.durable?.adopt(this, resume.record, resume.revision);
     // See TaskRunRuntime: an error inside the machine ends this run, never the process.
     this.#actor.subscribe({ error: (err) => this.#onActorError(err) });
   }
@@ -83,11 +103,50 @@ export class FlowRunRuntime {
     return this.#settled.promise;
   }
 
+  get parentId(): string | undefined {
+    return this.parent?.id;
+  }
+
+  get parameters(): unknown[] {
+    return this.#args;
+  }
+
+  get tags(): string[] {
+    return this.definition.options.tags;
+  }
+
+  /** Task and subflow calls made so far. */
+  get calls(): number {
+    return this.#calls;
+  }
+
+  /** The position of the next call (task run or subflow) in this flow run: its key in the journal. */
+  nextPosition(): number {
+    return this.#calls++;
+  }
+
+  /** A call of this resumed run found another task at its position: the run fails with `error`. */
+  nonDeterministic(error: Error): void {
+    this.#nonDeterminism ??= error;
+  }
+
+  /**
+   * Another process holds the run now (its record moved on without us): stop
+   * it here, without a word to observers or to the record, which are theirs.
+   */
+  fence(reason: string): void {
+    if (this.#finished || this.#fenced) return;
+    this.#fenced = true;
+    this.logger.error(`Flow run '${this.name}' stops in this process: ${reason}`);
+    this.crash(reason);
+  }
+
   start(): void {
     this.#engine.flowRuns.set(this.id, this);
     this.parent?.addChild(this);
     const where = this.parent ? this.parent.logger : this.#engine.engineLogger;
-    where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
+    if (this.resumed) where.info(`Resuming flow run '${this.name}' of flow '${this.flowName}'`);
+    else where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
     // A subflow starts on the next turn of the event loop: a flow that calls itself
     // before its first await then recurses through the loop, not the stack, and stays cancellable.
     if (this.parent) setImmediate(() => this.#actor.start());
@@ -220,10 +279,13 @@ export class FlowRunRuntime {
       // Task runs the body submitted but never awaited still belong to this attempt.
       await this.#childrenSettled();
     }
+    if (this.#nonDeterminism) throw this.#nonDeterminism;
     const where = findUnserializable(value);
     if (where !== null) {
       throw new UnserializableResultError(`flow '${this.flowName}' returned a value that cannot be serialised: ${where}`);
     }
+    const tooLarge = this.#engine.durable?.checkResult(value, `flow run '${this.name}'`);
+    if (tooLarge) throw tooLarge;
     return value;
   }
 
@@ -232,7 +294,7 @@ export class FlowRunRuntime {
     const now = this.#engine.now();
     const state = makeRunState(name, now, context.attempt, context.failure?.error);
     this.state = state;
-    this.#publish(state);
+    this.#publish(state, context);
     if (name === 'AwaitingRetry') {
       this.logger.warn(
         { attempt: context.attempt, err: this.#lastError },
@@ -248,7 +310,9 @@ export class FlowRunRuntime {
     if (this.#actor.getSnapshot().status !== 'done') this.#actor.send(event);
   }
 
-  #publish(state: RunState): void {
+  #publish(state: RunState, context?: FlowRunContext): void {
+    // Fenced: the run belongs to another process, which tells observers and the record itself.
+    if (this.#fenced) return;
     this.#subject ??= this.#engine.subjects.flowEvent(this.flowName, this.id);
     const event: FlowStateEvent = {
       v: 1,
@@ -262,6 +326,13 @@ export class FlowRunRuntime {
       tags: this.definition.options.tags,
     };
     this.#engine.publishEvent(this.#subject, event);
+    this.#engine.durable?.flowState(this, event, context?.result, this.#recordedError(state));
+  }
+
+  #recordedError(state: RunState): RecordedError | undefined {
+    if (!isTerminal(state.name) || state.type === 'COMPLETED') return undefined;
+    const error = state.name === 'Failed' ? this.#lastError : undefined;
+    return { name: error?.name ?? state.errorName ?? 'Error', code: state.errorCode, message: error?.message ?? state.message ?? state.name };
   }
 
   #onActorError(err: unknown): void {
@@ -287,7 +358,9 @@ export class FlowRunRuntime {
     this.#engine.flowRuns.delete(this.id);
     this.#result = context.result;
     this.#supervisor?.stop();
-    void this.#runHooks(state).finally(() => {
+    // A durable run settles once its end is recorded.
+    const recorded = this.#fenced ? undefined : this.#engine.durable?.flowSettled(this);
+    void Promise.all([recorded, this.#runHooks(state)]).finally(() => {
       this.parent?.removeChild(this);
       this.#settled.resolve(state);
     });

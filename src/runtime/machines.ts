@@ -24,6 +24,8 @@ export function provideMachines(registries: Registries): Engine['machines'] {
       startAttempt: ({ context }) => taskRuns.get(context.taskRunId)?.startAttempt(context.attempt),
       abortAttempt: ({ context }, params) => taskRuns.get(context.taskRunId)?.abortAttempt(params.reason),
       lookupCache: ({ context }) => taskRuns.get(context.taskRunId)?.lookupCache(),
+      lookupJournal: ({ context }) => taskRuns.get(context.taskRunId)?.lookupJournal(),
+      replayed: ({ context }) => taskRuns.get(context.taskRunId)?.onReplayed(context),
       publish: ({ context }, params) => taskRuns.get(context.taskRunId)?.onState(params.state, context),
       reportFailure: ({ context }) => afterAction(() => taskRuns.get(context.taskRunId)?.reportFailure(context)),
       warnUnclaimed: ({ context }) => taskRuns.get(context.taskRunId)?.warnUnclaimed(context.attempt),

@@ -24,12 +24,18 @@ import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { createKvStore } from '../store/kv.js';
 import { DEFAULT_NAMESPACE, createSubjects } from '../subjects.js';
-import { definitionOf, type FlowDefinition, type TaskDefinition } from './definitions.js';
+import { definitionOf, registeredFlows, type FlowDefinition, type TaskDefinition } from './definitions.js';
 import type { Engine, RemoteExecution } from './engine.js';
 import { FlowRunRuntime } from './flow-run.js';
 import { FlowRun } from './handles.js';
 import { provideMachines } from './machines.js';
 import { TaskRunRuntime } from './task-run.js';
+import { RunRecorder, type DurableOptions } from '../durable/run-recorder.js';
+import { DEFAULT_LEASE_MS, MIN_LEASE_MS, OwnerDirectory, readLeases } from '../durable/owners.js';
+import { FlowServer } from '../durable/flow-server.js';
+import { RunAdmin } from '../durable/run-admin.js';
+import { enqueueFlowRun } from '../durable/flow-queue.js';
+import type { FlowRunRecord } from '../durable/records.js';
 
 export interface OrchestratorOptions {
   /** Prefix of every subject, to keep several deployments apart. @default env TENAZ_NAMESPACE or 'tenaz' */
@@ -68,6 +74,29 @@ export interface OrchestratorOptions {
    * replays; `false` to neither create nor use it. @default kept 7 days, at most 1 GiB
    */
   history?: HistoryOptions | false;
+  /**
+   * Durable runs: every transition of every run is recorded in the store (JetStream KV
+   * with `nats`), results included; a flow run whose process dies is resumed by a
+   * process that serves its flow (`serveFlows()`, `tenaz worker`), its completed task
+   * runs read back, not run again. `false` turns it off.
+   * @default on with `nats` and `execution: 'workers'`, else off
+   */
+  durable?: boolean | DurableRunOptions;
+}
+
+/** Options of durable runs. */
+export interface DurableRunOptions extends DurableOptions {
+  /**
+   * How long this process's lease on its flow runs lasts without renewal, in ms (at
+   * least 300): once it lapses, a process serving the flow takes the run over. @default 3000
+   */
+  leaseMs?: number;
+}
+
+/** Which flows `serveFlows()` serves. */
+export interface ServeFlowsOptions {
+  /** The flows, as made by `flow()`. @default every flow defined in this process */
+  flows?: readonly unknown[];
 }
 
 /** What to watch; `since` replays the history first (needs NATS). */
@@ -117,7 +146,13 @@ export interface OrchestratorInternals {
 }
 
 export class Orchestrator implements AsyncDisposable {
+  /** This process's identity as the owner of runs: in dispatches, leases and records. */
+  readonly ownerId = randomUUID();
   readonly #engine: Engine;
+  #directory: OwnerDirectory | undefined;
+  #flowServer: FlowServer | undefined;
+  #runs: RunAdmin | undefined;
+  readonly #leaseMs: number;
   readonly #ownsLogger: boolean;
   readonly #nats: NatsConnection | undefined;
   readonly #workers = new Set<TaskWorker>();
@@ -169,7 +204,7 @@ export class Orchestrator implements AsyncDisposable {
           subjects,
           logger: logger.child({ component: 'tenaz.dispatch' }),
           runs: taskRuns,
-          ownerId: randomUUID(),
+          ownerId: this.ownerId,
           heartbeatMs,
         }),
         heartbeatTimeoutMs,
@@ -177,17 +212,29 @@ export class Orchestrator implements AsyncDisposable {
         claimWarningMs,
       };
     }
+    const store =
+      options.store ??
+      // Over NATS the cache and the run records live in JetStream KV, so every process sees them.
+      (nats ? createKvStore({ connection: nats, namespace, logger, now: options.now }) : createMemoryStore({ now: options.now }));
+    const durableOption = options.durable ?? (nats !== undefined && execution === 'workers');
+    const durableOptions = typeof durableOption === 'object' ? durableOption : {};
+    this.#leaseMs = durableOptions.leaseMs ?? DEFAULT_LEASE_MS;
+    if (!Number.isFinite(this.#leaseMs) || this.#leaseMs < MIN_LEASE_MS) {
+      throw new InvalidArgumentError(`durable.leaseMs must be at least ${MIN_LEASE_MS}, got ${durableOptions.leaseMs}`);
+    }
+    const durable =
+      durableOption === false
+        ? undefined
+        : new RunRecorder({ ...durableOptions, store, ownerId: this.ownerId, logger: logger.child({ component: 'tenaz.records' }), now: options.now ?? Date.now });
     this.#engine = {
+      durable,
       remote,
       orchestrator: this,
       namespace,
       logger,
       engineLogger,
       bus,
-      // Over NATS the cache lives in JetStream KV, so a cached result serves every process.
-      store:
-        options.store ??
-        (nats ? createKvStore({ connection: nats, namespace, logger, now: options.now }) : createMemoryStore({ now: options.now })),
+      store,
       subjects,
       now: options.now ?? Date.now,
       random: options.random ?? Math.random,
@@ -223,6 +270,104 @@ export class Orchestrator implements AsyncDisposable {
     const { bus, subjects, engineLogger } = this.#engine;
     this.#controlDrops = new DropCounter(engineLogger, 'dropped a control message that is not a flow run cancel');
     this.#control = bus.subscribe(subjects.allControl, { callback: (delivery) => this.#onControl(delivery) });
+  }
+
+  /**
+   * With NATS, a durable orchestrator keeps a lease on the flow runs it owns and
+   * watches everyone else's, from its first flow run or served flow on.
+   */
+  #durableServices(): FlowServer | undefined {
+    const nats = this.#nats;
+    const recorder = this.#engine.durable;
+    if (nats === undefined || recorder === undefined) return undefined;
+    if (this.#flowServer) return this.#flowServer;
+    const { subjects, namespace, store } = this.#engine;
+    const logger = this.#engine.logger.child({ component: 'tenaz.durable' });
+    let server: FlowServer | undefined;
+    const directory = new OwnerDirectory({
+      connection: nats,
+      namespace,
+      ownerId: this.ownerId,
+      leaseMs: this.#leaseMs,
+      servedFlows: () => server?.flowNames ?? [],
+      onLapsed: (ownerId) => void server?.onLapsed(ownerId),
+      logger,
+      now: this.#engine.now,
+    });
+    server = new FlowServer({
+      connection: nats,
+      subjects,
+      store,
+      recorder,
+      directory,
+      logger,
+      now: this.#engine.now,
+      isRunning: (flowRunId) => this.#engine.flowRuns.has(flowRunId),
+      resume: (definition, record, revision) => this.#resume(definition, record, revision),
+      publishEvent: (subject, event) => this.#engine.publishEvent(subject, event),
+    });
+    this.#directory = directory;
+    this.#flowServer = server;
+    directory.start().then(
+      () => server.start(),
+      (err: unknown) => logger.warn({ err }, 'could not start the lease of this process; its flow runs cannot be resumed elsewhere if it dies'),
+    );
+    return server;
+  }
+
+  /** Starts a flow run taken over from its record. */
+  #resume(definition: FlowDefinition, record: FlowRunRecord, revision: number): void {
+    if (this.#state !== 'open') return;
+    this.#listenForControl();
+    const run = new FlowRunRuntime(this.#engine, definition, record.parameters, undefined, { record, revision });
+    run.start();
+  }
+
+  /**
+   * Serves flows: runs started by name in other processes (`tenaz start`,
+   * `runs.start()`), retried runs, and runs whose process died, are taken and
+   * run here. Needs NATS and durable runs.
+   * @example await orchestrator.serveFlows({ flows: [etl] });
+   */
+  async serveFlows(options: ServeFlowsOptions = {}): Promise<void> {
+    this.#check();
+    if (!this.#nats) throw new NatsRequiredError('serving flows needs an orchestrator connected to NATS');
+    const server = this.#durableServices();
+    if (!server) throw new InvalidArgumentError('serving flows needs durable runs (option durable)');
+    await server.serve(resolveFlows(options.flows));
+  }
+
+  /**
+   * Recorded runs: list, show, start by name, retry, wait. Needs durable runs.
+   * @example const run = await orchestrator.runs.start('etl', [{ day: '2024-01-01' }]); const record = await run.wait();
+   */
+  get runs(): RunAdmin {
+    if (this.#runs) return this.#runs;
+    const { store, subjects, engineLogger, now } = this.#engine;
+    if (this.#engine.durable === undefined) throw new InvalidArgumentError('runs are recorded only when they are durable (option durable)');
+    const nats = this.#nats;
+    this.#runs = new RunAdmin({
+      store,
+      subjects,
+      logger: engineLogger,
+      now,
+      publishEvent: (subject, event) => this.#engine.publishEvent(subject, event),
+      enqueue: async (take, dedupeId) => {
+        if (!nats) throw new NatsRequiredError('a flow run started by name runs in a process serving its flow, over NATS');
+        await jetstreamManager(nats).then((jsm) => enqueueFlowRun(nats, jsm, subjects, take, dedupeId));
+      },
+      isServed: async (flowName) => {
+        if (this.#directory) return this.#directory.servers(flowName).length > 0;
+        if (!nats) return undefined;
+        try {
+          return (await readLeases(nats, this.namespace)).some((lease) => lease.live && lease.flows.includes(flowName));
+        } catch {
+          return undefined;
+        }
+      },
+      watchFlowRun: (flowRunId) => this.watch({ flowRunId, kind: 'flow' }),
+    });
+    return this.#runs;
   }
 
   /** The process's root logger, as given or created. */
@@ -337,6 +482,7 @@ export class Orchestrator implements AsyncDisposable {
     startFlow: (definition, args, parent) => {
       this.#check(parent !== undefined);
       this.#listenForControl();
+      if (parent === undefined) this.#durableServices();
       const run = new FlowRunRuntime(this.#engine, definition, args, parent);
       run.start();
       return run;
@@ -383,10 +529,14 @@ export class Orchestrator implements AsyncDisposable {
     const { flowRuns, taskRuns } = this.#engine;
     // Workers hand their runs back first: their owners restart them elsewhere.
     await Promise.all([...this.#workers].map((worker) => worker.close()));
+    await this.#flowServer?.close();
     const settling: Promise<unknown>[] = [];
     for (const run of [...flowRuns.values()]) {
       if (run.parent) continue;
-      run.crash('the orchestrator was closed');
+      // A durable run that another live process serves is left to it: it resumes the run
+      // once this process's lease is gone. Any other run ends here, Crashed.
+      if (this.#directory?.servers(run.flowName).some((owner) => owner !== this.ownerId)) run.fence('this process closed; a process that serves the flow resumes it');
+      else run.crash('the orchestrator was closed');
       settling.push(run.settled);
     }
     for (const run of [...taskRuns.values()]) {
@@ -394,6 +544,9 @@ export class Orchestrator implements AsyncDisposable {
       settling.push(run.settled);
     }
     await Promise.all(settling);
+    await this.#engine.durable?.flushed();
+    await this.#directory?.close();
+    this.#engine.durable?.close();
     this.#engine.remote?.dispatcher.close();
     this.#control?.unsubscribe();
     await this.#engine.bus.drain();
@@ -441,4 +594,24 @@ export async function connectOrchestrator(options: ConnectOptions = {}): Promise
     if (owned) await connection.close().catch(() => {});
     throw error;
   }
+}
+
+/** The flow definitions to serve: the ones given, or every flow defined in this process. */
+function resolveFlows(flows: readonly unknown[] | undefined): FlowDefinition[] {
+  if (flows !== undefined) {
+    return flows.map((value) => {
+      const definition = definitionOf(value);
+      if (definition?.kind !== 'flow') throw new InvalidArgumentError('serveFlows() takes flows made by flow()');
+      return definition;
+    });
+  }
+  const resolved: FlowDefinition[] = [];
+  for (const [name, definitions] of registeredFlows()) {
+    const first = definitions[0]!;
+    if (definitions.some((definition) => definition.fn !== first.fn)) {
+      throw new InvalidArgumentError(`flow name '${name}' is defined more than once with different functions: give each flow its own name`);
+    }
+    resolved.push(first);
+  }
+  return resolved;
 }

@@ -17,11 +17,14 @@ import {
   TaskTimeoutError,
   UnserializableResultError,
   InvalidArgumentError,
+  NonDeterminismError,
   fromWireError,
   toError,
   toWireError,
 } from '../errors.js';
 import type { TaskStateEvent } from '../events.js';
+import type { RecordedTaskRun } from '../durable/run-recorder.js';
+import type { RecordedError } from '../durable/records.js';
 import { computeRetryDelay } from '../retry.js';
 import { CACHE_BUCKET } from '../store/store.js';
 import { deferBody, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext, type TaskRunInfo } from './context.js';
@@ -33,12 +36,18 @@ import { DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_MS, type RunHook } from '.
 import type { FlowRunRuntime } from './flow-run.js';
 import type { Orchestrator } from './orchestrator.js';
 
-export class TaskRunRuntime implements RemoteTaskRun {
+export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
   readonly id: string;
   readonly name: string;
   readonly definition: TaskDefinition;
   readonly flowRun: FlowRunRuntime | undefined;
+  /** The call's position in its flow run: where its journal entry is. */
+  readonly position: number | undefined;
   state: RunState | undefined;
+  /** The revision of this call's journal entry, found when the flow run resumed (0: none). */
+  journalRevision = 0;
+  /** The worker that claimed the current attempt. */
+  workerId: string | undefined;
 
   readonly #engine: Engine;
   readonly #args: unknown[];
@@ -51,6 +60,7 @@ export class TaskRunRuntime implements RemoteTaskRun {
   #lastError: Error | undefined;
   #result: unknown;
   #ownSupervisor: SupervisorActor | undefined;
+  #replayedState: RunState | undefined;
   #attemptController: LazyAbort | undefined;
   #logger: Logger | undefined;
   readonly #index: number;
@@ -63,6 +73,7 @@ export class TaskRunRuntime implements RemoteTaskRun {
     this.id = crypto.randomUUID();
     const taskName = definition.options.name;
     const index = flowRun ? flowRun.nextTaskIndex(taskName) : 0;
+    this.position = flowRun?.nextPosition();
     this.name = `${taskName}-${index}`;
     this.#index = index;
     this.#cacheKey = this.#computeCacheKey();
@@ -71,6 +82,7 @@ export class TaskRunRuntime implements RemoteTaskRun {
         taskRunId: this.id,
         timeoutMs: definition.options.timeoutMs,
         hasCacheKey: this.#cacheKey !== undefined,
+        hasJournal: engine.durable !== undefined && flowRun?.resumed === true,
         heartbeatTimeoutMs: engine.remote?.heartbeatTimeoutMs,
         claimWarningMs: engine.remote?.claimWarningMs,
       },
@@ -83,6 +95,14 @@ export class TaskRunRuntime implements RemoteTaskRun {
   /** Stable across attempts: the flow run, the task and the call's position in the flow run. */
   get idempotencyKey(): string {
     return this.flowRun ? `${this.flowRun.id}:${this.definition.options.name}:${this.#index}` : this.id;
+  }
+
+  get taskName(): string {
+    return this.definition.options.name;
+  }
+
+  get tags(): string[] {
+    return this.definition.options.tags;
   }
 
   get orchestrator(): Orchestrator {
@@ -150,8 +170,11 @@ export class TaskRunRuntime implements RemoteTaskRun {
         if (controller.aborted) return;
         this.#attemptController = undefined;
         const where = findUnserializable(value);
-        if (where === null) return this.#send({ type: 'attempt.succeeded', attempt, value });
-        const error = new UnserializableResultError(`task '${this.definition.options.name}' returned a value that cannot be serialised: ${where}`);
+        const error =
+          where === null
+            ? this.#engine.durable?.checkResult(value, `task run '${this.name}'`)
+            : new UnserializableResultError(`task '${this.definition.options.name}' returned a value that cannot be serialised: ${where}`);
+        if (error === undefined) return this.#send({ type: 'attempt.succeeded', attempt, value });
         this.#attemptFailed(attempt, controller, error);
       },
       (thrown: unknown) => this.#attemptFailed(attempt, controller, toError(thrown)),
@@ -202,8 +225,9 @@ export class TaskRunRuntime implements RemoteTaskRun {
     );
   }
 
-  acceptClaim(attempt: number): boolean {
+  acceptClaim(attempt: number, workerId?: string): boolean {
     if (!this.wants(attempt)) return false;
+    this.workerId = workerId;
     this.#send({ type: 'attempt.claimed', attempt });
     return true;
   }
@@ -215,7 +239,11 @@ export class TaskRunRuntime implements RemoteTaskRun {
   acceptOutcome(outcome: TaskOutcome): boolean {
     const snapshot = this.#actor.getSnapshot();
     if (snapshot.status !== 'active' || snapshot.value !== 'Running' || snapshot.context.attempt !== outcome.attempt) return false;
-    if (outcome.ok) {
+    const tooLarge = outcome.ok ? this.#engine.durable?.checkResult(outcome.value, `task run '${this.name}'`) : undefined;
+    if (tooLarge !== undefined) {
+      this.#lastError = tooLarge;
+      this.#send({ type: 'attempt.failed', attempt: outcome.attempt, error: toWireError(tooLarge) });
+    } else if (outcome.ok) {
       this.#send({ type: 'attempt.succeeded', attempt: outcome.attempt, value: outcome.value });
     } else if (outcome.error.code === 'CRASHED') {
       // The worker stopped and handed the attempt back: a crash, restarted within the crash budget.
@@ -244,6 +272,44 @@ export class TaskRunRuntime implements RemoteTaskRun {
   warnUnclaimed(attempt: number): void {
     const { pool, name } = this.definition.options;
     this.logger.warn({ attempt, pool }, `Task run '${this.name}' is waiting for a worker of pool '${pool}' that serves task '${name}'`);
+  }
+
+  /** Called by the machine's `lookupJournal` action: what this call returned before its flow run resumed. */
+  lookupJournal(): void {
+    const durable = this.#engine.durable!;
+    const flowRun = this.flowRun!;
+    durable.lookup(flowRun.id, this.position!, this.taskName).then(
+      (found) => {
+        this.journalRevision = found.revision;
+        if (found.kind === 'hit') {
+          this.#replayedState = found.record.state;
+          return this.#send({ type: 'journal.hit', value: found.record.result });
+        }
+        if (found.kind === 'miss') return this.#send({ type: 'journal.miss' });
+        this.#lastError = new NonDeterminismError(
+          `flow run '${flowRun.name}' resumed and its call #${this.position! + 1} is task '${this.taskName}', but it was task '${found.recordedTaskName}' before: ` +
+            'a flow must call its tasks in the same order on every run (see "Durable runs" in the README)',
+        );
+        flowRun.nonDeterministic(this.#lastError);
+        this.#send({ type: 'journal.conflict', error: toWireError(this.#lastError) });
+      },
+      (err: unknown) => {
+        // The journal cannot be read (the server is away): run the call again, at least once is the promise.
+        this.logger.warn({ err }, 'could not read the journal of the resumed flow run; running the task run again');
+        this.#send({ type: 'journal.miss' });
+      },
+    );
+  }
+
+  /** Called by the machine's `replayed` action: the call completed before its flow run resumed. */
+  onReplayed(context: TaskRunContext): void {
+    const state = this.#replayedState ?? makeRunState('Completed', this.#engine.now(), context.attempt, undefined);
+    this.state = state;
+    this.#finished = true;
+    this.#engine.taskRuns.delete(this.id);
+    this.#result = context.result;
+    if (this.logger.isLevelEnabled('debug')) this.logger.debug(`Task run '${this.name}' completed before the flow run resumed; its recorded result is used`);
+    this.#settle(state);
   }
 
   /** Called by the machine's `lookupCache` action. */
@@ -312,7 +378,7 @@ export class TaskRunRuntime implements RemoteTaskRun {
     const state = makeRunState(name, now, context.attempt, context.failure?.error);
     if (name === 'AwaitingRetry') state.scheduledAt = now + context.retryDelayMs;
     this.state = state;
-    this.#publish(state);
+    this.#publish(state, context);
     if (name === 'AwaitingRetry') {
       // The stack goes with the final failure, and with retries only at debug level:
       // serialising a stack on every retried attempt is a large share of a retry's cost.
@@ -335,7 +401,7 @@ export class TaskRunRuntime implements RemoteTaskRun {
     if (this.#actor.getSnapshot().status !== 'done') this.#actor.send(event);
   }
 
-  #publish(state: RunState): void {
+  #publish(state: RunState, context?: TaskRunContext): void {
     const flowRun = this.flowRun;
     const taskName = this.definition.options.name;
     this.#subject ??= this.#engine.subjects.taskEvent(flowRun?.flowName, flowRun?.id, taskName, this.id);
@@ -352,6 +418,13 @@ export class TaskRunRuntime implements RemoteTaskRun {
       tags: this.definition.options.tags,
     };
     this.#engine.publishEvent(this.#subject, event);
+    this.#engine.durable?.taskState(this, event, context?.result, this.#recordedError(state));
+  }
+
+  #recordedError(state: RunState): RecordedError | undefined {
+    if (!isTerminal(state.name) || state.type === 'COMPLETED') return undefined;
+    const error = this.#lastError;
+    return { name: error?.name ?? state.errorName ?? 'Error', code: state.errorCode, message: error?.message ?? state.message ?? state.name };
   }
 
   #onActorError(err: unknown): void {
@@ -381,7 +454,10 @@ export class TaskRunRuntime implements RemoteTaskRun {
     const options = this.definition.options;
     const hooks = hooksFor(options, state);
     // Most runs have neither cache nor hooks: settle them without another turn of promises.
-    if (hooks.length === 0 && this.#cacheKey === undefined) this.#settle(state);
+    // A durable run settles once its end is recorded: a resumed flow run never repeats a call it saw end.
+    const durable = this.#engine.durable;
+    if (durable !== undefined) void Promise.all([durable.taskSettled(this), this.#afterFinish(state, hooks)]).finally(() => this.#settle(state));
+    else if (hooks.length === 0 && this.#cacheKey === undefined) this.#settle(state);
     else void this.#afterFinish(state, hooks).finally(() => this.#settle(state));
     // Logged after settling is arranged, so that a failing logger cannot leave the run unsettled.
     const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
@@ -400,6 +476,7 @@ export class TaskRunRuntime implements RemoteTaskRun {
 
   async #afterFinish(state: RunState, hooks: RunHook[]): Promise<void> {
     const options = this.definition.options;
+    if (hooks.length === 0 && this.#cacheKey === undefined) return;
     if (state.name === 'Completed' && this.#cacheKey !== undefined) {
       try {
         await this.#engine.store.put(CACHE_BUCKET, this.#cacheKey, this.#result, { ttlMs: options.cacheExpirationMs });

@@ -65,6 +65,8 @@ const STREAM_NAME_IN_USE = 10058;
 const SUBJECTS_OVERLAP = 10065;
 /** Never written: `toKvKey` escapes `.`, so no store key maps to it. */
 const PROBE_KEY = '_.ready';
+/** Entries `list()` reads at once. */
+const LIST_READS_AT_ONCE = 64;
 
 // The wire codec's options: plain maps, no shared record structures between processes.
 
@@ -143,6 +145,21 @@ class NatsKvStore implements KvStore {
     await retryUnanswered(() => kv.delete(toKvKey(key)));
   }
 
+  async list<V>(bucket: string): Promise<StoreEntry<V>[]> {
+    this.#check();
+    const kv = await this.#bucket(bucket);
+    const kvKeys: string[] = [];
+    for await (const kvKey of await retryUnanswered(() => kv.keys())) if (kvKey !== PROBE_KEY) kvKeys.push(kvKey);
+    const entries: StoreEntry<V>[] = [];
+    // A few reads at a time: a large bucket must not flood the server with requests.
+    for (let start = 0; start < kvKeys.length; start += LIST_READS_AT_ONCE) {
+      const batch = kvKeys.slice(start, start + LIST_READS_AT_ONCE);
+      const read = await Promise.all(batch.map((kvKey) => this.#read(kv, bucket, parseKvKey(kvKey), kvKey)));
+      for (const current of read) if (current.entry !== null) entries.push(current.entry as StoreEntry<V>);
+    }
+    return entries;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#buckets.clear();
@@ -165,19 +182,21 @@ class NatsKvStore implements KvStore {
     throw mismatch(bucket, key, 0, undefined);
   }
 
-  async #read(kv: KV, bucket: string, key: string, kvKey: string): Promise<Current> {
+  /** The entry at `kvKey`; `key` is null when only the entry itself knows it (a hashed KV key). */
+  async #read(kv: KV, bucket: string, key: string | null, kvKey: string): Promise<Current> {
     const raw = await retryUnanswered(() => kv.get(kvKey));
     if (raw === null) return { revision: 0, entry: null };
     const { revision } = raw;
     if (raw.operation !== 'PUT') return { revision, entry: null };
     const envelope = parseEnvelope(raw.value);
-    if (envelope === null || (envelope.key ?? key) !== key) {
-      this.#garbled.drop({ bucket, key, revision, reason: envelope === null ? 'not a store envelope' : 'stored for another key' });
+    const storedKey = envelope?.key ?? key;
+    if (envelope === null || storedKey === null || (key !== null && storedKey !== key) || (key === null && toKvKey(storedKey) !== kvKey)) {
+      this.#garbled.drop({ bucket, key: key ?? kvKey, revision, reason: envelope === null ? 'not a store envelope' : 'stored for another key' });
       return { revision, entry: null };
     }
     const { expiresAt } = envelope;
     if (expiresAt !== undefined && expiresAt <= this.#options.now()) return { revision, entry: null, expired: true };
-    return { revision, entry: { key, value: envelope.value, revision, expiresAt } };
+    return { revision, entry: { key: storedKey, value: envelope.value, revision, expiresAt } };
   }
 
   /** Deletes an expired entry, unless someone wrote the key since. Best effort. */

@@ -45,6 +45,12 @@ class MemoryStore implements Store {
     this.#buckets.get(bucket)?.delete(key);
   }
 
+  async list<V>(bucket: string): Promise<StoreEntry<V>[]> {
+    this.#check();
+    const keys = [...(this.#buckets.get(bucket)?.keys() ?? [])];
+    return keys.flatMap((key) => this.#live(bucket, key) ?? []) as StoreEntry<V>[];
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#buckets.clear();

@@ -30,6 +30,11 @@ export interface Store {
    */
   put<V = unknown>(bucket: string, key: string, value: V, options?: PutOptions): Promise<number>;
   delete(bucket: string, key: string): Promise<void>;
+  /**
+   * Every live entry of the bucket, in no particular order; garbled and expired
+   * entries are left out. It reads the whole bucket: for listings, not hot paths.
+   */
+  list<V = unknown>(bucket: string): Promise<StoreEntry<V>[]>;
   close(): Promise<void>;
 }
 

@@ -184,7 +184,7 @@ describe.concurrent('tenaz worker, watch and run user errors', { timeout: 20_000
     ['worker --concurrency 0', () => ['worker', CHAIN, '--nats', server.url, '--concurrency', '0'], /--concurrency <n>' argument '0' is invalid/],
     ['worker --concurrency two', () => ['worker', CHAIN, '--nats', server.url, '--concurrency', 'two'], /argument 'two' is invalid/],
     ['worker --grace-ms -1', () => ['worker', CHAIN, '--nats', server.url, '--grace-ms', '-1'], /--grace-ms <ms>' argument '-1' is invalid/],
-    ['a worker file with no task', () => ['worker', 'test/fixtures/nats/no-tasks.ts', '--nats', server.url], /no task found in test\/fixtures\/nats\/no-tasks\.ts/],
+    ['a worker file with no task', () => ['worker', 'test/fixtures/nats/no-tasks.ts', '--nats', server.url], /no task or flow found in test\/fixtures\/nats\/no-tasks\.ts/],
     ['a worker file that does not exist', () => ['worker', 'test/fixtures/nats/nope.ts', '--nats', server.url], /no such file/],
     ['a bad namespace', () => ['run', CHAIN, '--flow', 'chain', '--nats', server.url, '--namespace', 'a.b'], /bad namespace 'a\.b'/],
     ['a NATS URL that does not parse', () => ['watch', '--nats', 'not a url'], /could not connect to NATS at not a url/],

@@ -175,6 +175,28 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       expect(await store.get('b', AWKWARD_KEYS.at(-1)!)).toMatchObject({ value: 'cas', revision });
     });
 
+    it('lists the live entries of a bucket, awkward keys as given, without deleted or expired ones', async () => {
+      const { store, advance } = await create();
+      expect(await store.list('empty')).toEqual([]);
+      for (const [i, key] of AWKWARD_KEYS.entries()) await store.put('b', key, { i });
+      await store.put('b', 'deleted', 1);
+      await store.delete('b', 'deleted');
+      await store.put('other', 'k', 'elsewhere');
+      if (advance) await store.put('b', 'expiring', 1, { ttlMs: 1_000 });
+      const byKey = <E extends { key: string }>(entries: E[]): E[] => [...entries].sort((a, b) => (a.key < b.key ? -1 : 1));
+      let listed = await store.list<{ i: number }>('b');
+      expect(listed.map((entry) => entry.key).sort()).toEqual([...AWKWARD_KEYS, ...(advance ? ['expiring'] : [])].sort());
+      for (const entry of byKey(listed)) {
+        if (entry.key === 'expiring') continue;
+        expect(entry.value.i).toBe(AWKWARD_KEYS.indexOf(entry.key));
+        expect(entry.revision).toBe((await store.get('b', entry.key))!.revision);
+      }
+      if (!advance) return;
+      advance(1_001);
+      listed = await store.list('b');
+      expect(listed.map((entry) => entry.key)).not.toContain('expiring');
+    });
+
     it('keeps buckets separate', async () => {
       const { store } = await create();
       await store.put('one', 'k', 'in one');
@@ -192,7 +214,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       await store.put('b', 'k', 1);
       await store.close();
       await store.close();
-      for (const operation of [() => store.get('b', 'k'), () => store.put('b', 'k', 2), () => store.delete('b', 'k')]) {
+      for (const operation of [() => store.get('b', 'k'), () => store.put('b', 'k', 2), () => store.delete('b', 'k'), () => store.list('b')]) {
         const error = await operation().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(ClosedError);
         expect(error).toMatchObject({ code: 'CLOSED' });

@@ -41,8 +41,11 @@ function startTaskRun(input: Partial<TaskRunInput> = {}) {
   const lookups: number[] = [];
   const reports: FailureReport[] = [];
   const unclaimed: number[] = [];
+  const journal = { lookups: 0, replayed: [] as unknown[] };
   const machine = taskRunMachine.provide({
     actions: {
+      lookupJournal: () => void (journal.lookups += 1),
+      replayed: ({ context }) => void journal.replayed.push(context.result),
       publish: (_, params) => void published.push(params.state),
       startAttempt: ({ context }) => void started.push(context.attempt),
       abortAttempt: (_, params) => void aborted.push(params.reason),
@@ -59,7 +62,7 @@ function startTaskRun(input: Partial<TaskRunInput> = {}) {
   });
   const actor = createActor(machine, { input: { taskRunId: 'task-1', ...input }, clock });
   actor.start();
-  return { actor, clock, published, started, aborted, lookups, reports, unclaimed };
+  return { actor, clock, published, started, aborted, lookups, reports, unclaimed, journal };
 }
 
 /** A run whose first attempt failed and is now waiting for its second, `delayMs` later. */
@@ -72,6 +75,53 @@ function startSecondAttempt(delayMs: number, input: Partial<TaskRunInput> = {}) 
 }
 
 describe('taskRunMachine', () => {
+  describe('a call of a resumed flow run (journal)', () => {
+    it('uses the recorded result without publishing or running anything', () => {
+      const run = startTaskRun({ hasJournal: true, hasCacheKey: true });
+      expect(run.actor.getSnapshot().value).toBe('CheckingJournal');
+      expect(run.journal.lookups).toBe(1);
+      run.actor.send({ type: 'journal.hit', value: { rows: 3 } });
+      expect(run.actor.getSnapshot().value).toBe('Replayed');
+      expect(run.actor.getSnapshot().status).toBe('done');
+      expect(run.journal.replayed).toEqual([{ rows: 3 }]);
+      expect(run.published).toEqual([]);
+      expect(run.started).toEqual([]);
+      expect(run.lookups).toEqual([]);
+    });
+
+    it('runs as any other call when the journal has no result, cache first', () => {
+      const run = startTaskRun({ hasJournal: true, hasCacheKey: true });
+      run.actor.send({ type: 'journal.miss' });
+      expect(run.published).toEqual(['Pending']);
+      expect(run.actor.getSnapshot().value).toBe('CheckingCache');
+      run.actor.send({ type: 'cache.miss' });
+      run.actor.send({ type: 'attempt.succeeded', attempt: 1, value: 7 });
+      expect(run.published).toEqual(['Pending', 'Running', 'Completed']);
+      expect(run.actor.getSnapshot().output).toEqual({ result: 7, failure: undefined });
+    });
+
+    it('fails without running when the journal holds another task at this position', () => {
+      const run = startTaskRun({ hasJournal: true });
+      const error: StateError = { name: 'NonDeterminismError', code: 'NON_DETERMINISM', message: 'order changed', retryable: false };
+      run.actor.send({ type: 'journal.conflict', error });
+      expect(run.actor.getSnapshot().value).toBe('Failed');
+      expect(run.published).toEqual(['Failed']);
+      expect(run.started).toEqual([]);
+      expect(run.actor.getSnapshot().output?.failure).toEqual({ kind: 'error', error });
+    });
+
+    it('ignores a late journal answer once cancelled, and never looks up without a journal', () => {
+      const run = startTaskRun({ hasJournal: true });
+      run.actor.send({ type: 'cancel' });
+      run.actor.send({ type: 'journal.hit', value: 1 });
+      expect(run.actor.getSnapshot().value).toBe('Cancelled');
+      expect(run.journal.replayed).toEqual([]);
+      const plain = startTaskRun();
+      expect(plain.journal.lookups).toBe(0);
+      expect(plain.published).toEqual(['Pending', 'Running']);
+    });
+  });
+
   it('publishes Pending, Running, Completed and starts one attempt on the happy path', () => {
     const { actor, published, started, reports } = startTaskRun();
     actor.send({ type: 'attempt.succeeded', attempt: 1, value: 42 });

@@ -1,0 +1,80 @@
+/**
+ * The queue of flow runs waiting for a process that serves their flow: a
+ * JetStream work-queue stream (`<ns>_flows`), one durable consumer per flow.
+ * A message only names the run; the run's record says what to do with it, and
+ * taking it is compare-and-set on that record, so a message delivered twice,
+ * late or to two processes starts the run once.
+ */
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { encodeValue } from '../codec.js';
+import type { Subjects } from '../subjects.js';
+
+/** How long a process may hold a take without acking it before it goes to another. */
+export const FLOW_TAKE_ACK_WAIT_MS = 30_000;
+/** How long a take's id is remembered: two processes queueing the same resume store it once. */
+const DUPLICATE_WINDOW_MS = 120_000;
+
+export type FlowTakeReason = 'start' | 'resume' | 'retry';
+
+export const flowTakeSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('flow.take'),
+  flowRunId: z.string().min(1).max(200),
+  flowName: z.string().min(1).max(1_000),
+  reason: z.enum(['start', 'resume', 'retry']),
+});
+
+export type FlowTake = z.infer<typeof flowTakeSchema>;
+
+export async function ensureFlowsStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
+  try {
+    await jsm.streams.info(subjects.flowsStream);
+    return;
+  } catch (error) {
+    if (!/not found/i.test(String((error as Error)?.message ?? error))) throw error;
+  }
+  try {
+    await jsm.streams.add({
+      name: subjects.flowsStream,
+      subjects: [subjects.allFlowQueue],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    });
+  } catch (error) {
+    // Another process created it between our look and our add.
+    if (!String((error as Error).message).includes('already in use')) throw error;
+  }
+}
+
+export async function ensureFlowConsumer(jsm: JetStreamManager, subjects: Subjects, flowName: string): Promise<string> {
+  const name = subjects.flowConsumer(flowName);
+  await jsm.consumers.add(subjects.flowsStream, {
+    durable_name: name,
+    filter_subject: subjects.flowQueue(flowName),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(FLOW_TAKE_ACK_WAIT_MS),
+    max_deliver: -1,
+  });
+  return name;
+}
+
+/**
+ * Queues a flow run for the processes serving its flow. `dedupeId` makes a repeat
+ * (two processes queueing the same resume) a no-op on the server.
+ */
+export async function enqueueFlowRun(
+  connection: NatsConnection,
+  jsm: JetStreamManager,
+  subjects: Subjects,
+  take: Omit<FlowTake, 'v' | 'type'>,
+  dedupeId: string,
+): Promise<void> {
+  await ensureFlowsStream(jsm, subjects);
+  const message: FlowTake = { v: 1, type: 'flow.take', ...take };
+  await jetstream(connection).publish(subjects.flowQueue(take.flowName), encodeValue(message), { msgID: dedupeId });
+}

@@ -1,0 +1,259 @@
+/**
+ * Managing recorded runs from any process: list them, show one with its task
+ * runs, start a flow run by name for a process that serves the flow, retry a
+ * failed one (reusing what completed), wait for one to end. All of it reads
+ * and writes the run records; none of it needs the flow's code.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { STATE_NAMES, isTerminal, type StateName } from '../../actors/state.js';
+import { makeRunState } from '../runtime/run-common.js';
+import { IllegalStateError, InvalidArgumentError, RunNotFoundError } from '../errors.js';
+import type { FlowStateEvent } from '../events.js';
+import { generateRunName } from '../names.js';
+import type { Store } from '../store/store.js';
+import type { Subjects } from '../subjects.js';
+import { DropCounter } from '../drop-counter.js';
+import type { EventStream } from '../runtime/watch.js';
+import type { FlowTake } from './flow-queue.js';
+import {
+  ACTIVE_BUCKET,
+  JOURNAL_BUCKET,
+  RECORD_VERSION,
+  RUNS_BUCKET,
+  appendHistory,
+  journalKey,
+  parseFlowRunRecord,
+  parseTaskRunRecord,
+  type ActiveEntry,
+  type FlowRunRecord,
+  type TaskRunRecord,
+} from './records.js';
+
+/** Which flow runs `list()` returns; every field narrows. */
+export interface RunListFilter {
+  flowName?: string;
+  /** A state name (`Running`, `Failed`, ...), any case. */
+  state?: string;
+  /** At most this many, newest first. @default 100 */
+  limit?: number;
+}
+
+/** A flow run with the task runs it made, in call order. */
+export interface FlowRunDetails {
+  run: FlowRunRecord;
+  taskRuns: TaskRunRecord[];
+}
+
+/** A flow run started by name: it runs in a process that serves its flow. */
+export interface QueuedFlowRun {
+  readonly id: string;
+  readonly name: string;
+  readonly flowName: string;
+  /** Resolves with the record once the run has ended. */
+  wait(): Promise<FlowRunRecord>;
+}
+
+export interface RunAdminHost {
+  store: Store;
+  subjects: Subjects;
+  logger: Logger;
+  now(): number;
+  publishEvent(subject: string, event: FlowStateEvent): void;
+  /** Queues a run for the processes serving its flow (needs NATS). */
+  enqueue(take: Omit<FlowTake, 'v' | 'type'>, dedupeId: string): Promise<void>;
+  /** Whether some live process serves the flow; `undefined` when this process cannot tell. */
+  isServed(flowName: string): Promise<boolean | undefined>;
+  watchFlowRun(flowRunId: string): EventStream;
+}
+
+/** Task runs read at once when showing a flow run. */
+const READS_AT_ONCE = 32;
+/** How often `wait()` looks at a record whose end was announced but is not written yet, in ms. */
+const RECORD_POLL_MS = 50;
+const DEFAULT_LIST_LIMIT = 100;
+
+export class RunAdmin {
+  readonly #host: RunAdminHost;
+  readonly #garbled: DropCounter;
+
+  constructor(host: RunAdminHost) {
+    this.#host = host;
+    this.#garbled = new DropCounter(host.logger, 'skipped a run record that does not parse', host.now);
+  }
+
+  /** Recorded flow runs, newest first. Garbled records are reported and skipped. */
+  async list(filter: RunListFilter = {}): Promise<FlowRunRecord[]> {
+    const state = filter.state === undefined ? undefined : stateNamed(filter.state);
+    const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`limit must be a positive integer, got ${filter.limit}`);
+    const runs: FlowRunRecord[] = [];
+    for (const entry of await this.#host.store.list(RUNS_BUCKET)) {
+      const record = parseFlowRunRecord(entry.value);
+      if (record === null) {
+        this.#garbled.drop({ bucket: RUNS_BUCKET, key: entry.key });
+        continue;
+      }
+      if (filter.flowName !== undefined && record.flowName !== filter.flowName) continue;
+      if (state !== undefined && record.state.name !== state) continue;
+      runs.push(record);
+    }
+    runs.sort((a, b) => b.createdAt - a.createdAt);
+    return runs.slice(0, limit);
+  }
+
+  /** A flow run's record. @throws RunNotFoundError */
+  async get(flowRunId: string): Promise<FlowRunRecord> {
+    return (await this.#read(flowRunId)).record;
+  }
+
+  /** A flow run and its task runs, in call order. @throws RunNotFoundError */
+  async show(flowRunId: string): Promise<FlowRunDetails> {
+    const run = await this.get(flowRunId);
+    const taskRuns: TaskRunRecord[] = [];
+    // Positions are dense from 0; a running flow's count may lag behind its record, so read on until a gap.
+    for (let start = 0; ; start += READS_AT_ONCE) {
+      const positions = Array.from({ length: READS_AT_ONCE }, (_, i) => start + i);
+      const entries = await Promise.all(positions.map((position) => this.#host.store.get(JOURNAL_BUCKET, journalKey(flowRunId, position))));
+      let found = 0;
+      for (const [i, entry] of entries.entries()) {
+        if (entry === null) continue;
+        found += 1;
+        const record = parseTaskRunRecord(entry.value);
+        if (record === null) this.#garbled.drop({ bucket: JOURNAL_BUCKET, key: journalKey(flowRunId, positions[i]!) });
+        else taskRuns.push(record);
+      }
+      if (found === 0 && start + READS_AT_ONCE >= run.calls) break;
+    }
+    return { run, taskRuns };
+  }
+
+  /**
+   * Starts a run of the flow named, in whichever live process serves it (now or
+   * once one does): the run waits `Scheduled` until then.
+   */
+  async start(flowName: string, parameters: unknown[]): Promise<QueuedFlowRun> {
+    if (typeof flowName !== 'string' || flowName === '') throw new InvalidArgumentError('a flow run is started by the name of its flow');
+    if (!Array.isArray(parameters)) throw new InvalidArgumentError('parameters must be a list of the flow\'s arguments');
+    const now = this.#host.now();
+    const id = randomUUID();
+    const state = makeRunState('Scheduled', now, 1, undefined);
+    const record: FlowRunRecord = {
+      v: RECORD_VERSION,
+      kind: 'flow',
+      id,
+      name: generateRunName(),
+      flowName,
+      parameters,
+      calls: 0,
+      resumes: 0,
+      state,
+      history: [state],
+      attempt: 1,
+      lastSeq: 1,
+      createdAt: now,
+      updatedAt: now,
+      hasResult: false,
+      tags: [],
+    };
+    await this.#host.store.put(RUNS_BUCKET, id, record, { expectedRevision: 0 });
+    await this.#queue(record, 'start', `start:${id}`);
+    return this.#handle(record);
+  }
+
+  /**
+   * A new attempt of a flow run that ended without completing: it waits for a
+   * process serving its flow, which runs it again, reading back the results of
+   * the task runs that completed. @throws RunNotFoundError, IllegalStateError
+   */
+  async retry(flowRunId: string): Promise<QueuedFlowRun> {
+    const { record, revision } = await this.#read(flowRunId);
+    if (!isTerminal(record.state.name) || record.state.type === 'COMPLETED') {
+      throw new IllegalStateError(`flow run '${record.name}' is ${record.state.name}: only a run that ended without completing can be retried`);
+    }
+    if (record.parentId !== undefined) throw new IllegalStateError(`flow run '${record.name}' is a subflow: retry the flow run that called it`);
+    const now = this.#host.now();
+    const state = makeRunState('Scheduled', now, record.attempt + 1, undefined);
+    const retried: FlowRunRecord = {
+      ...record,
+      owner: undefined,
+      state,
+      history: appendHistory(record.history, state),
+      attempt: record.attempt + 1,
+      lastSeq: record.lastSeq + 1,
+      updatedAt: now,
+      hasResult: false,
+      result: undefined,
+      error: undefined,
+    };
+    try {
+      await this.#host.store.put(RUNS_BUCKET, flowRunId, retried, { expectedRevision: revision });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'REVISION_MISMATCH') throw new IllegalStateError(`flow run '${record.name}' changed while it was being retried; try again`, { cause: error });
+      throw error;
+    }
+    await this.#queue(retried, 'retry', `retry:${flowRunId}:${retried.attempt}`);
+    return this.#handle(retried);
+  }
+
+  /** Resolves with the record once the flow run has ended. @throws RunNotFoundError */
+  async wait(flowRunId: string): Promise<FlowRunRecord> {
+    const events = this.#host.watchFlowRun(flowRunId);
+    try {
+      let record = await this.get(flowRunId);
+      if (isTerminal(record.state.name)) return record;
+      for await (const event of events) if (event.type === 'flow.state' && isTerminal(event.state.name)) break;
+      // The end is announced before its record is written.
+      for (;;) {
+        record = await this.get(flowRunId);
+        if (isTerminal(record.state.name)) return record;
+        await new Promise((resolve) => setTimeout(resolve, RECORD_POLL_MS));
+      }
+    } finally {
+      events.close();
+    }
+  }
+
+  async #queue(record: FlowRunRecord, reason: FlowTake['reason'], dedupeId: string): Promise<void> {
+    const entry: ActiveEntry = { v: RECORD_VERSION, flowName: record.flowName, owner: '' };
+    await this.#host.store.put(ACTIVE_BUCKET, record.id, entry);
+    const { subjects } = this.#host;
+    this.#host.publishEvent(subjects.flowEvent(record.flowName, record.id), {
+      v: 1,
+      type: 'flow.state',
+      seq: record.lastSeq,
+      flowName: record.flowName,
+      flowRunId: record.id,
+      flowRunName: record.name,
+      parentFlowRunId: undefined,
+      state: record.state,
+      tags: record.tags,
+    });
+    await this.#host.enqueue({ flowRunId: record.id, flowName: record.flowName, reason }, dedupeId);
+    if ((await this.#host.isServed(record.flowName)) === false) {
+      this.#host.logger.warn({ flowRunId: record.id }, `No live process serves flow '${record.flowName}'; flow run '${record.name}' waits Scheduled until one does`);
+    }
+  }
+
+  #handle(record: FlowRunRecord): QueuedFlowRun {
+    return { id: record.id, name: record.name, flowName: record.flowName, wait: () => this.wait(record.id) };
+  }
+
+  async #read(flowRunId: string): Promise<{ record: FlowRunRecord; revision: number }> {
+    if (typeof flowRunId !== 'string' || flowRunId === '') throw new InvalidArgumentError('a flow run id is needed');
+    const entry = await this.#host.store.get(RUNS_BUCKET, flowRunId);
+    if (entry === null) throw new RunNotFoundError(`no flow run ${flowRunId} is recorded`);
+    const record = parseFlowRunRecord(entry.value);
+    if (record === null) {
+      this.#garbled.drop({ bucket: RUNS_BUCKET, key: flowRunId });
+      throw new RunNotFoundError(`the record of flow run ${flowRunId} is garbled; it was skipped`);
+    }
+    return { record, revision: entry.revision };
+  }
+}
+
+function stateNamed(text: string): StateName {
+  const found = STATE_NAMES.find((name) => name.toLowerCase() === text.toLowerCase());
+  if (found === undefined) throw new InvalidArgumentError(`no state is named ${JSON.stringify(text)}; states are ${STATE_NAMES.join(', ')}`);
+  return found;
+}

@@ -9,7 +9,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { NAMESPACE_ENV, NATS_URL_ENV } from './connection.js';
 import { CliError } from './errors.js';
 import { runCommand, type RunCommandOptions } from './run.js';
-import { runsCancelCommand, type RunsCancelOptions } from './runs.js';
+import { runsCancelCommand, runsListCommand, runsRetryCommand, type RunsCancelOptions, type RunsListOptions, type RunsRetryOptions } from './runs.js';
+import { runsShowCommand, type RunsShowOptions } from './runs-show.js';
+import { startCommand, type StartCommandOptions } from './start.js';
 import { processStreams, type CliStreams } from './streams.js';
 import { watchCommand, type WatchCommandOptions } from './watch.js';
 import { DEFAULT_WORKER_GRACE_MS, workerCommand, type WorkerCommandOptions } from './worker.js';
@@ -51,8 +53,9 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
 
   const worker = program
     .command('worker')
-    .description('Run the task runs that flows dispatch over NATS, for the tasks a file defines, until SIGINT or SIGTERM.')
-    .argument('<file>', 'file that defines the tasks with task(), relative to the current directory')
+    .description('Run the task runs that flows dispatch over NATS, for the tasks a file defines, and the flow runs of its flows, until SIGINT or SIGTERM.')
+    .argument('<file>', 'file that defines the tasks with task() (and flows with flow()), relative to the current directory')
+    .option('--no-flows', "serve the file's tasks only, not its flows (flow runs started by name, retried, or left by a process that died)")
     .option('--pool <name>', "take task runs of this pool (default: each task's own pool option, else 'default')")
     .option('-c, --concurrency <n>', 'task runs executed at once (default: 16)', parsePositiveInteger)
     .option('--grace-ms <ms>', `on the first signal, how long running task runs may take to finish (default: ${DEFAULT_WORKER_GRACE_MS})`, parseNonNegativeInteger);
@@ -94,6 +97,29 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
     )
     .action(async (options: WatchCommandOptions) => onExit(await watchCommand(options, io)));
 
+  const start = program
+    .command('start')
+    .description('Start a flow run by the name of its flow, in whichever process serves the flow (`tenaz worker FILE`), and print its id.')
+    .argument('<flow>', 'the flow name, as given to flow({ name })')
+    .option('-p, --param <key=value>', "a field of the flow's one object argument; the value is JSON when it parses, else a string (repeatable)", collect)
+    .option('--args <json>', "the flow's arguments as a JSON array, instead of --param")
+    .option('-w, --wait', 'wait for the run to end and print its result as JSON; exit 1 unless it completed')
+    .option('--json', 'print the run as one JSON object (with --wait, its final record)');
+  addConnectionOptions(start, 'required');
+  addLogOptions(start, 'warn')
+    .addHelpText(
+      'after',
+      '\nThe run is recorded, then waits Scheduled until a process serving its flow takes it:\n' +
+        'one running now, or the next one started. Its id goes to stdout, for scripts\n' +
+        '(with --wait, the result does instead; the id is on the stderr line).\n' +
+        '\nExamples:\n' +
+        '  tenaz start etl --param day=2026-11-23 --nats nats://127.0.0.1:4222\n' +
+        '  tenaz start etl --param limit=10 --wait     # prints the result; exits 1 unless it completed\n' +
+        "  tenaz start add --args '[1, 2]'             # positional arguments\n" +
+        '  id=$(tenaz start nightly) && tenaz runs show "$id"',
+    )
+    .action(async (flow: string, options: StartCommandOptions) => onExit(await startCommand(flow, options, io)));
+
   const runs = program.command('runs').description('Manage flow runs from any process.');
   const cancel = runs
     .command('cancel')
@@ -102,6 +128,50 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
     .option('--reason <text>', 'why, for the logs and the bodies\' abort reason', 'cancelled');
   addConnectionOptions(cancel, 'required');
   addLogOptions(cancel, 'warn').action(async (id: string, options: RunsCancelOptions) => onExit(await runsCancelCommand(id, options, io)));
+
+  const ls = runs
+    .command('ls')
+    .alias('list')
+    .description('List the recorded flow runs, newest first.')
+    .option('-f, --flow <name>', 'only runs of this flow')
+    .option('-s, --state <state>', 'only runs in this state: Scheduled, Running, Completed, Failed, Crashed, ... (any case)')
+    .option('-n, --limit <n>', 'at most this many runs (default: 100)', parsePositiveInteger)
+    .option('--json', 'print each run record as one JSON object per line');
+  addConnectionOptions(ls, 'required');
+  addLogOptions(ls, 'warn')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  tenaz runs ls --nats nats://127.0.0.1:4222\n' +
+        '  tenaz runs ls --flow etl --state failed --limit 20\n' +
+        '  tenaz runs ls --json | jq -r .id',
+    )
+    .action(async (options: RunsListOptions) => onExit(await runsListCommand(options, io)));
+
+  const show = runs
+    .command('show')
+    .description('Show a flow run (state, attempt, owner, error or result) and its task runs in call order.')
+    .argument('<id>', 'the flow run id (printed by `tenaz start`, listed by `tenaz runs ls`)')
+    .option('--json', 'print the run and its task runs as one JSON object, { run, taskRuns }');
+  addConnectionOptions(show, 'required');
+  addLogOptions(show, 'warn').action(async (id: string, options: RunsShowOptions) => onExit(await runsShowCommand(id, options, io)));
+
+  const retry = runs
+    .command('retry')
+    .description('Run again a flow run that ended without completing, in a process serving its flow; its completed task runs are not run again.')
+    .argument('<id>', 'the flow run id')
+    .option('-w, --wait', 'wait for the new attempt to end and print its result as JSON; exit 1 unless it completed')
+    .option('--json', 'print the run as one JSON object (with --wait, its final record)');
+  addConnectionOptions(retry, 'required');
+  addLogOptions(retry, 'warn')
+    .addHelpText(
+      'after',
+      '\nOnly a run that ended Failed, TimedOut, Crashed or Cancelled can be retried: it keeps its id\n' +
+        'and name, and counts one attempt more.\n' +
+        '\nExamples:\n' +
+        '  tenaz runs retry 0b6e4c1a-5f0e-4d1e-9a53-2f1c8c0e7b21 --wait --nats nats://127.0.0.1:4222',
+    )
+    .action(async (id: string, options: RunsRetryOptions) => onExit(await runsRetryCommand(id, options, io)));
 
   return program;
 }

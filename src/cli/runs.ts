@@ -1,11 +1,20 @@
 /**
- * `tenaz runs`: managing flow runs from any process. For now, `runs cancel ID`
- * asks the process that owns the flow run to cancel it; listing and showing
- * runs come with the durable run records.
+ * `tenaz runs`: managing flow runs from any process. `runs cancel ID` asks the
+ * process that owns a flow run to cancel it; `runs ls` and `runs retry ID`
+ * read and write the durable run records (`runs show ID` is in runs-show.ts).
+ * Also the pieces `tenaz start` shares: opening the run records, and waiting
+ * for a queued run to end.
  */
 import type { LevelWithSilent } from 'pino';
+import { STATE_NAMES } from '../../actors/state.js';
+import type { FlowRunRecord } from '../durable/records.js';
+import type { QueuedFlowRun, RunAdmin } from '../durable/run-admin.js';
+import { TenazError } from '../errors.js';
 import { createRootLogger } from '../log.js';
 import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { CliError } from './errors.js';
+import { describeError, formatRunTable, toResultJson } from './format-run.js';
+import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
 import { note, type CliStreams } from './streams.js';
 
 export interface RunsCancelOptions extends ConnectionFlags, LogFlags {
@@ -13,14 +22,36 @@ export interface RunsCancelOptions extends ConnectionFlags, LogFlags {
   reason?: string;
 }
 
+/** Options of `tenaz runs ls`, as commander parses them. */
+export interface RunsListOptions extends ConnectionFlags, LogFlags {
+  /** Only runs of this flow (by flow name). */
+  flow?: string;
+  /** Only runs in this state (a state name, any case). */
+  state?: string;
+  /** At most this many, newest first. @default 100 */
+  limit?: number;
+  /** One JSON record per line instead of a table. @default false */
+  json?: boolean;
+}
+
+/** How a command that queues a flow run reports it: `tenaz start` and `tenaz runs retry`. */
+export interface WaitFlags {
+  /** Wait for the run to end; the exit code says whether it completed. @default false */
+  wait?: boolean;
+  /** Print JSON on stdout: the queued run, or with `wait` its final record. @default false */
+  json?: boolean;
+}
+
+/** Options of `tenaz runs retry`, as commander parses them. */
+export interface RunsRetryOptions extends ConnectionFlags, LogFlags, WaitFlags {}
+
 /**
  * Sends the cancel request and resolves with the exit code (0 once sent). The owner
  * cancels the run if it has it; `tenaz watch --run ID` shows it end `Cancelled`.
  * @example process.exitCode = await runsCancelCommand('0b6e…', { nats: 'nats://127.0.0.1:4222' }, processStreams());
  */
 export async function runsCancelCommand(flowRunId: string, options: RunsCancelOptions, io: CliStreams): Promise<number> {
-  const level = options.logLevel ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
-  const logger = createRootLogger({ format: options.logFormat, level, destination: io.stderr });
+  const logger = createRootLogger({ format: options.logFormat, level: quietLevel(options), destination: io.stderr });
   const { orchestrator, server } = await openOrchestrator(options, { command: 'runs cancel', logger, requireNats: true, execution: 'local' });
   try {
     await orchestrator.cancelRun(flowRunId, options.reason ?? 'cancelled');
@@ -29,4 +60,111 @@ export async function runsCancelCommand(flowRunId: string, options: RunsCancelOp
   } finally {
     await orchestrator.close();
   }
+}
+
+/**
+ * Prints the recorded flow runs, newest first, and resolves with 0.
+ * @example process.exitCode = await runsListCommand({ nats: 'nats://127.0.0.1:4222', state: 'failed' }, processStreams());
+ */
+export async function runsListCommand(options: RunsListOptions, io: CliStreams): Promise<number> {
+  // Checked before connecting: a typo is the same one line with or without a server.
+  if (options.state !== undefined) assertStateName(options.state);
+  return withRunAdmin('runs ls', options, io, async (runs) => {
+    const records = await runs.list({ flowName: options.flow, state: options.state?.trim(), limit: options.limit });
+    if (options.json) {
+      for (const record of records) io.stdout.write(`${JSON.stringify(record)}\n`);
+    } else if (records.length > 0) {
+      io.stdout.write(`${formatRunTable(records, Date.now())}\n`);
+    }
+    if (records.length === 0) note(io, 'no flow run recorded matches');
+    return 0;
+  });
+}
+
+/**
+ * Queues a new attempt of a flow run that ended without completing, for a
+ * process serving its flow; with `wait`, resolves once it has ended (0 only if it completed).
+ * @example process.exitCode = await runsRetryCommand('0b6e…', { nats: 'nats://127.0.0.1:4222', wait: true }, processStreams());
+ */
+export async function runsRetryCommand(flowRunId: string, options: RunsRetryOptions, io: CliStreams): Promise<number> {
+  return withRunAdmin('runs retry', options, io, async (runs) => {
+    const queued = await runs.retry(flowRunId);
+    // The attempt is read back rather than guessed: the record is the one the run goes on with.
+    const { attempt } = await runs.get(queued.id);
+    note(io, `queued flow run '${queued.name}' (${queued.id}) of flow '${queued.flowName}' again: attempt ${attempt}`);
+    return reportQueued(queued, options, io);
+  });
+}
+
+/**
+ * Opens a durable orchestrator for a `runs` command (logs on stderr, from
+ * `warn` unless asked), hands `body` the run records and always closes it.
+ * What the records refuse (unknown id, a run in the wrong state) is a `CliError`.
+ */
+export async function withRunAdmin(command: string, options: ConnectionFlags & LogFlags, io: CliStreams, body: (runs: RunAdmin) => Promise<number>): Promise<number> {
+  const logger = createRootLogger({ format: options.logFormat, level: quietLevel(options), destination: io.stderr });
+  const { orchestrator } = await openOrchestrator(options, { command, logger, requireNats: true, execution: 'local', durable: true });
+  try {
+    return await body(orchestrator.runs);
+  } catch (error) {
+    throw toCliError(error);
+  } finally {
+    await orchestrator.close();
+  }
+}
+
+/**
+ * What `start` and `retry` print once the run is queued: its id on stdout (or
+ * the run as JSON), or with `wait` how it ended. Resolves with the exit code.
+ */
+export async function reportQueued(queued: QueuedFlowRun, flags: WaitFlags, io: CliStreams): Promise<number> {
+  if (!flags.wait) {
+    io.stdout.write(flags.json ? `${JSON.stringify({ id: queued.id, name: queued.name, flowName: queued.flowName })}\n` : `${queued.id}\n`);
+    return 0;
+  }
+  const trap = trapShutdownSignals();
+  try {
+    const ended = await Promise.race([queued.wait(), trap.first]);
+    if (typeof ended === 'string') {
+      // Only the waiting stops: the run is another process's to finish.
+      note(io, `${ended}: stopped waiting; flow run '${queued.name}' (${queued.id}) goes on`);
+      return exitCodeOf(ended);
+    }
+    return reportEnd(ended, flags, io);
+  } finally {
+    trap.dispose();
+  }
+}
+
+/** Prints how a run ended, as `tenaz run` does: the result on stdout when it completed, else the state on stderr. */
+function reportEnd(record: FlowRunRecord, flags: WaitFlags, io: CliStreams): number {
+  const completed = record.state.type === 'COMPLETED';
+  if (flags.json) {
+    io.stdout.write(`${JSON.stringify(record)}\n`);
+  } else if (completed) {
+    if (record.hasResult && record.result !== undefined) io.stdout.write(`${toResultJson(record.result)}\n`);
+  }
+  if (!completed) {
+    const error = describeError(record);
+    note(io, `flow run '${record.name}' (${record.id}) ended ${record.state.name}${record.attempt > 1 ? ` (attempt ${record.attempt})` : ''}${error === undefined ? '' : `: ${error}`}`);
+  }
+  return completed ? 0 : 1;
+}
+
+/** Refusals of the run records, as one line: a wrong id or state exits 1, a bad argument 2. */
+function toCliError(error: unknown): unknown {
+  if (!(error instanceof TenazError)) return error;
+  if (error.code === 'NOT_FOUND' || error.code === 'ILLEGAL_STATE') return new CliError(error.message, { cause: error, exitCode: 1 });
+  if (error.code === 'INVALID_ARGUMENT') return new CliError(error.message, { cause: error });
+  return error;
+}
+
+function assertStateName(text: string): void {
+  if (STATE_NAMES.some((name) => name.toLowerCase() === text.trim().toLowerCase())) return;
+  throw new CliError(`--state: no state is named '${text}'; states are ${STATE_NAMES.join(', ')}`);
+}
+
+/** These commands print what was asked for; logs only say when something is wrong. */
+function quietLevel(options: LogFlags): LevelWithSilent {
+  return options.logLevel ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
 }

@@ -4,6 +4,9 @@
  * SIGINT or SIGTERM. The first signal drains (no new task runs; running ones
  * get `--grace-ms` to finish), the second stops at once (running task runs
  * are handed back to their owners, who restart them on another worker).
+ * Unless `--no-flows`, it also serves the file's flows, durably: flow runs
+ * started by name elsewhere (`tenaz start`), retried, or left by a process
+ * that died run here, their tasks in this process.
  */
 import { TenazError } from '../errors.js';
 import { DEFAULT_POOL } from '../options.js';
@@ -26,6 +29,8 @@ export interface WorkerCommandOptions extends ConnectionFlags, LogFlags {
   concurrency?: number;
   /** How long running task runs may take to finish after the first signal, in ms. @default 30000 */
   graceMs?: number;
+  /** `false` (`--no-flows`): serve the file's tasks only. @default true */
+  flows?: boolean;
 }
 
 /** Grace period of a drain when `--grace-ms` is not given, in ms. */
@@ -42,15 +47,16 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
   const logger = createRootLogger({ format: options.logFormat, level: options.logLevel, destination: io.stdout });
   // Task bodies run here, so tasks they call run here too, not dispatched again. Flows the
   // file defines are served too, durably: runs started by name, retried, or left by a dead process.
-  const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local', durable: true });
+  const servesFlows = options.flows !== false;
+  const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local', durable: servesFlows });
   // Before the import, so that flows or tasks the file calls at module level use this orchestrator too.
   const previous = setDefaultOrchestrator(orchestrator);
   const trap = trapShutdownSignals();
   try {
     await loadFlowFile(file, io.cwd);
-    if (registeredTasks().size === 0 && registeredFlows().size === 0) throw new CliError(`no task or flow found in ${file}: define them with task() and flow()`);
+    if (registeredTasks().size === 0 && (registeredFlows().size === 0 || !servesFlows)) throw new CliError(`no task or flow found in ${file}: define them with task() and flow()`);
     const worker = startWorker(orchestrator, options);
-    const flows = registeredFlows().size === 0 ? undefined : serveFlows(orchestrator);
+    const flows = registeredFlows().size === 0 || !servesFlows ? undefined : serveFlows(orchestrator);
     const started = worker.ready().then(
       () => ({ ok: true as const }),
       (error: unknown) => ({ ok: false as const, error }),

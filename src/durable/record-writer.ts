@@ -8,7 +8,7 @@
  * A fast task run thus costs one write (its end), a long one a few.
  */
 import type { Logger } from 'pino';
-import { RevisionMismatchError } from '../errors.js';
+import { ClosedError, RevisionMismatchError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { createDeferred, type Deferred } from '../runtime/deferred.js';
 
@@ -121,7 +121,8 @@ export class RecordWriter<R> {
           }
           this.#revision = revision;
         } else {
-          if (this.#closed) break;
+          // A store closed for good takes no more writes: what is left is lost with this process.
+          if (this.#closed || error instanceof ClosedError) break;
           const delay = RETRY_DELAYS_MS[Math.min(failures, RETRY_DELAYS_MS.length - 1)]!;
           if (failures === 0) logger.warn({ err: error, bucket, key }, `could not write a run record; trying again every ${RETRY_DELAYS_MS.at(-1)} ms at most`);
           failures += 1;

@@ -108,6 +108,8 @@ export interface WatchOptions extends EventFilter {
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3_000;
 const MIN_HEARTBEAT_TIMEOUT_MS = 100;
 const DEFAULT_CLAIM_WARNING_MS = 10_000;
+/** How long a closing orchestrator waits for run records still being written, in ms. */
+const RECORD_FLUSH_GRACE_MS = 5_000;
 
 const flowCancelSchema = z.object({
   v: z.literal(1),
@@ -543,8 +545,11 @@ export class Orchestrator implements AsyncDisposable {
       run.cancel('the orchestrator was closed');
       settling.push(run.settled);
     }
+    // Records still being written get a while (the server may be restarting), not forever.
+    const flushDeadline = setTimeout(() => this.#engine.durable?.close(), RECORD_FLUSH_GRACE_MS);
     await Promise.all(settling);
     await this.#engine.durable?.flushed();
+    clearTimeout(flushDeadline);
     await this.#directory?.close();
     this.#engine.durable?.close();
     this.#engine.remote?.dispatcher.close();

@@ -250,6 +250,8 @@ class NatsKvStore implements KvStore {
 
   #check(): void {
     if (this.#closed) throw new ClosedError('store is closed');
+    // A connection closed for good never comes back: say so, rather than fail each call its own way.
+    if (this.#options.connection.isClosed()) throw new ClosedError('store is closed: its NATS connection is closed');
   }
 }
 

@@ -373,7 +373,8 @@ describe('auth.conf', () => {
     const processes = new TenazProcesses();
     context.onTestFinished(() => processes.killAll());
     const as_ = (user: string) => url.replace('nats://', `nats://${user}:change-me-${user}@`);
-    const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--nats', as_('worker')]);
+    // The worker role serves tasks only: serving flows takes the client role's rights.
+    const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--no-flows', '--nats', as_('worker')]);
     await worker.waitFor('stderr', /^tenaz: serving /m);
     const watch = processes.spawn(['watch', '--json', '--nats', as_('observer')]);
     await watch.waitFor('stderr', /^tenaz: watching /m);

@@ -1,0 +1,150 @@
+/**
+ * Run records in a real JetStream KV: a transition applied twice changes the
+ * record once; two processes racing to take one run: exactly one does; a zombie
+ * owner is fenced; garbled records are reported and skipped, never trusted.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flow, getRunContext, task } from '../../src/index.js';
+import { createOrchestrator, type Orchestrator } from '../../src/runtime/orchestrator.js';
+import { RunRecorder, type RecordedFlowRun } from '../../src/durable/run-recorder.js';
+import { RUNS_BUCKET, type FlowRunRecord } from '../../src/durable/records.js';
+import type { FlowStateEvent } from '../../src/events.js';
+import { createKvStore } from '../../src/store/kv.js';
+import { encodeValue } from '../../src/codec.js';
+import { createMemoryLogger } from '../unit/runtime/helpers.js';
+import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { waitFor } from '../support/nats-fixture.js';
+
+let server: NatsServer;
+let connection: NatsConnection;
+let namespaces = 0;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  connection = await connect({ servers: server.url });
+});
+afterAll(async () => {
+  await connection?.close();
+  await server?.dispose();
+});
+
+function flowRun(id: string): RecordedFlowRun & { fences: string[] } {
+  const fences: string[] = [];
+  return { id, name: 'light-potoo', flowName: 'etl', parentId: undefined, position: undefined, parameters: [{ day: 1 }], tags: [], calls: 0, fences, fence: (reason) => void fences.push(reason) };
+}
+
+function flowEvent(id: string, seq: number, name: 'Pending' | 'Running' | 'Completed'): FlowStateEvent {
+  const type = name === 'Pending' ? 'PENDING' : name === 'Running' ? 'RUNNING' : 'COMPLETED';
+  return { v: 1, type: 'flow.state', seq, flowName: 'etl', flowRunId: id, flowRunName: 'light-potoo', parentFlowRunId: undefined, state: { type, name, timestamp: seq, attempt: 1 }, tags: [] };
+}
+
+function recorder(namespace: string, ownerId = randomUUID()): RunRecorder {
+  const { logger } = createMemoryLogger();
+  return new RunRecorder({ store: createKvStore({ connection, namespace, logger }), ownerId, logger, now: Date.now, writeWindowMs: 5 });
+}
+
+describe('run records in JetStream KV', { timeout: 20_000 }, () => {
+  it('applies a transition delivered twice once', async () => {
+    const namespace = `records${++namespaces}`;
+    const writer = recorder(namespace);
+    const run = flowRun(randomUUID());
+    writer.flowState(run, flowEvent(run.id, 1, 'Pending'), undefined, undefined);
+    writer.flowState(run, flowEvent(run.id, 2, 'Running'), undefined, undefined);
+    writer.flowState(run, flowEvent(run.id, 2, 'Running'), undefined, undefined);
+    writer.flowState(run, flowEvent(run.id, 1, 'Pending'), undefined, undefined);
+    writer.flowState(run, flowEvent(run.id, 3, 'Completed'), { rows: 3 }, undefined);
+    writer.flowState(run, flowEvent(run.id, 3, 'Completed'), { rows: 3 }, undefined);
+    await writer.flowSettled(run);
+
+    const entry = await writer.store.get<FlowRunRecord>(RUNS_BUCKET, run.id);
+    expect(entry?.value.history.map((state) => state.name)).toEqual(['Pending', 'Running', 'Completed']);
+    expect(entry?.value).toMatchObject({ lastSeq: 3, hasResult: true, result: { rows: 3 }, owner: writer.ownerId });
+    // A process that takes the record over goes on from its last transition: an old one is still a repeat.
+    const other = recorder(namespace);
+    const taken = await other.take(entry!.value, entry!.revision, (record) => record);
+    const resumed = flowRun(run.id);
+    other.adopt(resumed, taken!.record, taken!.revision);
+    other.flowState(resumed, flowEvent(run.id, 3, 'Completed'), { rows: 3 }, undefined);
+    await other.flowSettled(resumed);
+    expect((await other.store.get(RUNS_BUCKET, run.id))?.revision).toBe(taken!.revision);
+  });
+
+  it('lets exactly one of several processes racing to take a run take it', async () => {
+    const namespace = `records${++namespaces}`;
+    const first = recorder(namespace);
+    const run = flowRun(randomUUID());
+    first.flowState(run, flowEvent(run.id, 1, 'Running'), undefined, undefined);
+    await first.flushed();
+    const entry = (await first.store.get<FlowRunRecord>(RUNS_BUCKET, run.id))!;
+    const racers = Array.from({ length: 8 }, () => recorder(namespace));
+    const results = await Promise.all(racers.map((racer) => racer.take(entry.value, entry.revision, (record) => ({ ...record, resumes: record.resumes + 1 }))));
+    const winners = results.filter((result) => result !== null);
+    expect(winners).toHaveLength(1);
+    const stored = (await first.store.get<FlowRunRecord>(RUNS_BUCKET, run.id))!.value;
+    expect(stored.owner).toBe(racers[results.findIndex((result) => result !== null)]!.ownerId);
+    expect(stored.resumes).toBe(1);
+    // The first owner, a zombie now, is fenced at its next write, and its transition is not applied.
+    first.flowState(run, flowEvent(run.id, 2, 'Completed'), 'late', undefined);
+    await first.flowSettled(run);
+    expect(run.fences).toHaveLength(1);
+    expect((await first.store.get<FlowRunRecord>(RUNS_BUCKET, run.id))!.value.state.name).toBe('Running');
+  });
+
+  it('reports and skips garbled records; a resumed run re-runs a call whose record is garbled', async (context) => {
+    const namespace = `records${++namespaces}`;
+    const { logger, records } = createMemoryLogger();
+    const ownerConnection = await connect({ servers: server.url });
+    const owner = createOrchestrator({ nats: ownerConnection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    const server2 = createOrchestrator({ nats: connection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    context.onTestFailed(() => console.info(records.map((r) => `${r.msg} ${JSON.stringify(r).slice(0, 300)}`).join('\n')));
+    try {
+      const calls: number[] = [];
+      const slow = task({ name: 'garble-step' }, async (i: number) => {
+        calls.push(i);
+        // The first run of the second step hangs until its process "dies"; the resumed one does not.
+        if (i === 1 && calls.filter((c) => c === 1).length === 1) await sleep(60_000, undefined, { signal: getRunContext().signal }).catch(() => {});
+        return i;
+      });
+      const twoSteps = flow({ name: 'garble-flow' }, async () => (await slow(0)) + (await slow(1)));
+      await server2.serveFlows({ flows: [twoSteps] });
+      const run = owner.start(twoSteps);
+      await waitFor(() => calls.length === 2, 10_000, 'both steps started');
+
+      const kvm = new Kvm(connection);
+      const runsKv = await kvm.open(`${namespace}_runs`);
+      const journalKv = await kvm.open(`${namespace}_journal`);
+      await runsKv.put('garbage-bytes', new Uint8Array([0xc1, 0xff, 0x00]));
+      await runsKv.put('wrong-shape', encodeValue({ v: 1, value: { kind: 'flow', id: 42 } }));
+      // The journal entry of the first call, which completed, is garbled: it cannot be trusted, so it runs again.
+      await journalKv.put(`${run.id}/0`, encodeValue({ v: 1, value: { kind: 'task', taskName: 7 } }));
+
+      const listed = await server2.runs.list();
+      expect(listed.map((record) => record.id)).toEqual([run.id]);
+      expect(records.some((record) => /does not parse|garbled/.test(String(record.msg)))).toBe(true);
+
+      // The owner "dies": its connection goes, its lease lapses, the serving orchestrator resumes the run.
+      await ownerConnection.close();
+      const record = await waitForRecord(server2, run.id);
+      expect(record.state.name).toBe('Completed');
+      expect(record.result).toBe(1);
+      expect(calls).toEqual([0, 1, 0, 1]);
+    } finally {
+      await server2.close();
+      await owner.close().catch(() => {});
+    }
+  });
+});
+
+async function waitForRecord(orchestrator: Orchestrator, id: string): Promise<FlowRunRecord> {
+  const deadline = Date.now() + 8_000;
+  for (;;) {
+    const record = await orchestrator.runs.get(id);
+    if (['Completed', 'Failed', 'Crashed', 'Cancelled', 'TimedOut'].includes(record.state.name)) return record;
+    if (Date.now() > deadline) throw new Error(`flow run still ${record.state.name}: ${JSON.stringify(record)}`);
+    await sleep(100);
+  }
+}

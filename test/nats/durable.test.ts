@@ -1,0 +1,167 @@
+/**
+ * Durable runs across real processes: the process running a flow is SIGKILLed
+ * and another process that serves the flow resumes it, reading back the task
+ * runs that completed instead of running them again (the hit server counts
+ * their side effects). Each test has its own namespace on one shared server.
+ */
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { connectOrchestrator, type Orchestrator } from '../../src/index.js';
+import { TenazProcesses, type TenazProcess } from '../fixtures/nats/tenaz-process.js';
+import { HitServer } from '../support/processes.js';
+import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import type { FlowRunRecord } from '../../src/durable/records.js';
+
+const DURABLE = 'test/fixtures/nats/durable.ts';
+const DURABLE_TASKS = 'test/fixtures/nats/durable-tasks.ts';
+const SERVING = /^tenaz: serving flow\(s\) .* on nats:\/\/127\.0\.0\.1:\d+; concurrency \d+$/m;
+const TOOK_OVER = /Took over flow run '([^']+)'/;
+
+let server: NatsServer;
+let namespaces = 0;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(async () => {
+  await server?.dispose();
+});
+
+interface Scene {
+  namespace: string;
+  processes: TenazProcesses;
+  hits: HitServer;
+  admin: Orchestrator;
+  /** `tenaz worker` serving the fixture's flows and tasks. */
+  serve(env?: Record<string, string>): Promise<TenazProcess>;
+  /** `tenaz worker` serving the fixture's tasks only. */
+  serveTasks(): Promise<TenazProcess>;
+  /** `tenaz run` of a fixture flow, owning the flow run (its tasks go to the workers). */
+  run(flow: string, steps: number, stepMs: number, env?: Record<string, string>): TenazProcess;
+  /** The one flow run recorded in the namespace, once there is one. */
+  onlyRun(): Promise<FlowRunRecord>;
+  stepHits(index: number): number;
+}
+
+async function scene(context: TestContext): Promise<Scene> {
+  const namespace = `durable${++namespaces}`;
+  const processes = new TenazProcesses();
+  const hits = new HitServer();
+  await hits.start();
+  const admin = await connectOrchestrator({ nats: server.url, namespace, durable: true, execution: 'local', logger: silentLogger() });
+  context.onTestFinished(async () => {
+    await processes.killAll();
+    await admin.close();
+    await hits.stop();
+  });
+  const env = { TENAZ_NAMESPACE: namespace, TENAZ_NATS_URL: server.url, TENAZ_LOG_FORMAT: 'json' };
+  return {
+    namespace,
+    processes,
+    hits,
+    admin,
+    async serve(extra = {}) {
+      const worker = processes.spawn(['worker', DURABLE], { ...env, ...extra });
+      await worker.waitFor('stderr', SERVING);
+      return worker;
+    },
+    async serveTasks() {
+      const worker = processes.spawn(['worker', DURABLE_TASKS], env);
+      await worker.waitFor('stderr', /^tenaz: serving durable-step/m);
+      return worker;
+    },
+    run(flow, steps, stepMs, extra = {}) {
+      return processes.spawn(['run', DURABLE, '--flow', flow, '--param', `hitUrl=${hits.url}`, '--param', `steps=${steps}`, '--param', `stepMs=${stepMs}`], { ...env, ...extra });
+    },
+    async onlyRun() {
+      for (;;) {
+        const [run] = await admin.runs.list();
+        if (run) return run;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    stepHits: (index) => hits.hits.filter((hit) => hit.what === `step-${index}`).length,
+  };
+}
+
+/** The admin orchestrator's own lines are not what these tests read. */
+function silentLogger() {
+  return pino({ level: 'silent' });
+}
+
+describe('durable flow runs', { timeout: 40_000 }, () => {
+  it('resumes a flow run in another serving process after SIGKILL of its own, without running completed task runs again', async (context) => {
+    const { hits, admin, serve, run, onlyRun, stepHits } = await scene(context);
+    const servers = await Promise.all([serve(), serve()]);
+    const owner = run('durable-steps', 6, 400);
+    await hits.until((hit) => hit.what === 'step-3');
+    owner.signal('SIGKILL');
+    const killedAt = Date.now();
+    expect((await owner.exited).signal).toBe('SIGKILL');
+
+    const record = await admin.runs.wait((await onlyRun()).id);
+    const takers = servers.filter((worker) => TOOK_OVER.test(worker.stdout));
+    const takenAt = Number((takers[0]?.stdout.split('\n').find((line) => TOOK_OVER.test(line)) ?? '').match(/"time":(\d+)/)?.[1]);
+    console.info(`[W5-like] SIGKILL of the flow's process to its flow run taken over: ${takenAt - killedAt} ms (lease 3000 ms)`);
+
+    expect(record.state.name).toBe('Completed');
+    expect(record.result).toMatchObject({ total: 150 });
+    expect(record.resumes).toBe(1);
+    // Exactly one of the two serving processes took the run over.
+    expect(takers).toHaveLength(1);
+    // Steps 0 to 2 had completed: their side effects happened once. Step 3 was in flight: at least once.
+    for (const index of [0, 1, 2]) expect(stepHits(index), `step ${index}`).toBe(1);
+    expect(stepHits(3)).toBeGreaterThanOrEqual(1);
+    for (const index of [4, 5]) expect(stepHits(index), `step ${index}`).toBe(1);
+    const { taskRuns } = await admin.runs.show(record.id);
+    expect(taskRuns.map((task) => [task.position, task.state.name])).toEqual([0, 1, 2, 3, 4, 5].map((position) => [position, 'Completed']));
+  });
+
+  it('fails a resumed flow run whose task calls changed order, with an error that says so', async (context) => {
+    const { hits, admin, serve, run, onlyRun } = await scene(context);
+    await serve({ TENAZ_TEST_REORDER: '1' });
+    const owner = run('durable-fickle', 4, 400);
+    await hits.until((hit) => hit.what === 'step-1');
+    owner.signal('SIGKILL');
+
+    const record = await admin.runs.wait((await onlyRun()).id);
+    expect(record.state.name).toBe('Failed');
+    expect(record.error?.name).toBe('NonDeterminismError');
+    expect(record.error?.message).toMatch(/call #1 is task 'other-step', but it was task 'durable-step' before/);
+  });
+
+  it("marks Crashed, with the reason, a flow run whose process died when no live process serves its flow", async (context) => {
+    const { hits, admin, run, serveTasks } = await scene(context);
+    await serveTasks();
+    // Another owner stays alive to notice; it serves no flow.
+    const survivor = run('durable-steps', 100, 200);
+    const victim = run('durable-steps', 100, 200);
+    await hits.until((hit) => hit.what === 'step-1' && hit.pid !== 0);
+    const runs = await waitForRuns(admin, 2);
+    victim.signal('SIGKILL');
+    // The two runs are told apart by their owner's process: only the victim's run crashes.
+    const crashed = await waitUntil(async () => (await admin.runs.list({ state: 'Crashed' }))[0]);
+    expect(crashed.error?.message).toMatch(/its process stopped, and no live process serves flow 'durable-steps'/);
+    expect(runs.map((r) => r.id)).toContain(crashed.id);
+    const others = (await admin.runs.list()).filter((r) => r.id !== crashed.id);
+    expect(others.map((r) => r.state.name)).toEqual(['Running']);
+    survivor.signal('SIGKILL');
+  });
+});
+
+async function waitForRuns(admin: Orchestrator, count: number): Promise<FlowRunRecord[]> {
+  return waitUntil(async () => {
+    const runs = await admin.runs.list();
+    return runs.length >= count ? runs : undefined;
+  });
+}
+
+async function waitUntil<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -18,6 +18,7 @@ import type { Subjects } from '../subjects.js';
 import type { FlowDefinition } from '../runtime/definitions.js';
 import { ensureFlowConsumer, ensureFlowsStream, enqueueFlowRun, flowTakeSchema, type FlowTake } from './flow-queue.js';
 import type { OwnerDirectory } from './owners.js';
+import { toFlowArgs } from '../cli/params.js';
 import { ACTIVE_BUCKET, RUNS_BUCKET, appendHistory, parseActiveEntry, parseFlowRunRecord, type FlowRunRecord } from './records.js';
 import type { RunRecorder } from './run-recorder.js';
 
@@ -154,49 +155,49 @@ export class FlowServer {
       await this.enqueue({ flowRunId, flowName, reason: 'resume' }, `resume:${flowRunId}:${deadOwner}`);
       return true;
     }
-    await this.#markCrashed(flowRunId, deadOwner, `its process stopped, and no live process serves flow '${flowName}' to resume it`);
-    return false;
-  }
-
-  async #markCrashed(flowRunId: string, deadOwner: string, reason: string): Promise<void> {
-    const { store, logger } = this.#host;
+    const { store } = this.#host;
     const entry = await store.get(RUNS_BUCKET, flowRunId);
     const record = entry === null ? null : parseFlowRunRecord(entry.value);
     if (entry === null || record === null) {
       if (entry !== null) this.#garbled.drop({ bucket: RUNS_BUCKET, key: flowRunId });
       await store.delete(ACTIVE_BUCKET, flowRunId);
-      return;
+      return false;
     }
-    if (isTerminal(record.state.name) || record.owner !== deadOwner) return;
+    if (isTerminal(record.state.name) || record.owner !== deadOwner) return false;
+    const message = `its process stopped, and no live process serves flow '${flowName}' to resume it`;
+    await this.#end(record, entry.revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message });
+    return false;
+  }
+
+  /**
+   * Ends a run that no process runs, in its record, and tells observers. Resolves with
+   * false when the record moved meanwhile (someone else decided first).
+   */
+  async #end(record: FlowRunRecord, revision: number, name: 'Crashed' | 'Failed', error: { name: string; code: string; message: string }): Promise<boolean> {
+    const { store, logger } = this.#host;
     const now = this.#host.now();
-    const state = makeRunState('Crashed', now, record.attempt, { name: 'CrashedError', code: 'CRASHED', message: reason, retryable: true });
-    const crashed: FlowRunRecord = {
-      ...record,
-      state,
-      history: appendHistory(record.history, state),
-      lastSeq: record.lastSeq + 1,
-      updatedAt: now,
-      error: { name: 'CrashedError', code: 'CRASHED', message: reason },
-    };
+    const state = makeRunState(name, now, record.attempt, { ...error, retryable: false });
+    const ended: FlowRunRecord = { ...record, state, history: appendHistory(record.history, state), lastSeq: record.lastSeq + 1, updatedAt: now, error };
     try {
-      await store.put(RUNS_BUCKET, flowRunId, crashed, { expectedRevision: entry.revision });
-    } catch (error) {
-      if ((error as { code?: string }).code === 'REVISION_MISMATCH') return;
-      throw error;
+      await store.put(RUNS_BUCKET, record.id, ended, { expectedRevision: revision });
+    } catch (failure) {
+      if ((failure as { code?: string }).code === 'REVISION_MISMATCH') return false;
+      throw failure;
     }
-    await store.delete(ACTIVE_BUCKET, flowRunId);
-    logger.error({ flowRunId, flowName: record.flowName }, `Flow run '${record.name}' - Finished in state Crashed('${reason}')`);
-    this.#host.publishEvent(this.#host.subjects.flowEvent(record.flowName, flowRunId), {
+    await store.delete(ACTIVE_BUCKET, record.id);
+    logger.error({ flowRunId: record.id, flowName: record.flowName }, `Flow run '${record.name}' - Finished in state ${name}('${error.message}')`);
+    this.#host.publishEvent(this.#host.subjects.flowEvent(record.flowName, record.id), {
       v: 1,
       type: 'flow.state',
-      seq: crashed.lastSeq,
+      seq: ended.lastSeq,
       flowName: record.flowName,
-      flowRunId,
+      flowRunId: record.id,
       flowRunName: record.name,
       parentFlowRunId: record.parentId,
       state,
       tags: record.tags,
     });
+    return true;
   }
 
   async #consume(messages: ConsumerMessages, definition: FlowDefinition): Promise<void> {
@@ -237,7 +238,22 @@ export class FlowServer {
       if (this.#host.isRunning(record.id)) return;
       if (record.owner !== undefined && record.owner !== directory.ownerId && directory.isLive(record.owner)) return;
       const previousOwner = record.owner;
-      const taken = await recorder.take(record, entry.revision, (r) => ({ ...r, resumes: previousOwner === undefined ? r.resumes : r.resumes + 1 }));
+      let parameters = record.parameters;
+      if (record.namedParameters !== undefined) {
+        try {
+          parameters = toFlowArgs(definition, new Map(Object.entries(record.namedParameters)));
+        } catch (error) {
+          const message = (error as Error).message;
+          if (await this.#end(record, entry.revision, 'Failed', { name: 'ParameterValidationError', code: 'PARAMETER_VALIDATION', message })) return;
+          continue;
+        }
+      }
+      const taken = await recorder.take(record, entry.revision, (r) => ({
+        ...r,
+        parameters,
+        namedParameters: undefined,
+        resumes: previousOwner === undefined ? r.resumes : r.resumes + 1,
+      }));
       if (taken === null) continue;
       logger.info(
         { flowRunId: record.id, previousOwner, reason: take.reason },

@@ -55,6 +55,12 @@ export interface FlowRunRecord extends RecordBase {
   parentId?: string;
   /** The flow's arguments, as the codec carries them. */
   parameters: unknown[];
+  /**
+   * Parameters by name, for a run started by name by a process without the flow's code
+   * (`tenaz start NAME --param k=v`): the process that takes the run maps them onto the
+   * flow's parameters, and keeps the result in `parameters`.
+   */
+  namedParameters?: Record<string, unknown>;
   /** The process that moves the run forward; none while the run waits for one (`tenaz start`, retry). */
   owner?: string;
   /** Task and subflow calls made so far: the next call's position. */
@@ -124,6 +130,7 @@ const flowRunRecordSchema = z.looseObject({
   flowName: z.string().min(1),
   parentId: optional(z.string()),
   parameters: z.array(z.unknown()),
+  namedParameters: optional(z.record(z.string(), z.unknown())),
   owner: optional(z.string()),
   calls: z.number().int().min(0),
   resumes: z.number().int().min(0),

@@ -130,11 +130,16 @@ export class RunAdmin {
 
   /**
    * Starts a run of the flow named, in whichever live process serves it (now or
-   * once one does): the run waits `Scheduled` until then.
+   * once one does): the run waits `Scheduled` until then. `parameters` is the flow's
+   * argument list, or its parameters by name (`{ named: { repo: 'x' } }`), which the
+   * serving process maps onto the flow's own parameters, as `tenaz run --param` does.
    */
-  async start(flowName: string, parameters: unknown[]): Promise<QueuedFlowRun> {
+  async start(flowName: string, parameters: unknown[] | { named: Record<string, unknown> }): Promise<QueuedFlowRun> {
     if (typeof flowName !== 'string' || flowName === '') throw new InvalidArgumentError('a flow run is started by the name of its flow');
-    if (!Array.isArray(parameters)) throw new InvalidArgumentError('parameters must be a list of the flow\'s arguments');
+    const named = Array.isArray(parameters) ? undefined : parameters?.named;
+    if (!Array.isArray(parameters) && (named === null || typeof named !== 'object' || Array.isArray(named))) {
+      throw new InvalidArgumentError("parameters must be the flow's argument list or { named: { ... } }");
+    }
     const now = this.#host.now();
     const id = randomUUID();
     const state = makeRunState('Scheduled', now, 1, undefined);
@@ -144,7 +149,8 @@ export class RunAdmin {
       id,
       name: generateRunName(),
       flowName,
-      parameters,
+      parameters: Array.isArray(parameters) ? parameters : [],
+      namedParameters: named,
       calls: 0,
       resumes: 0,
       state,

@@ -45,6 +45,8 @@ export interface RecordedFlowRun {
   readonly name: string;
   readonly flowName: string;
   readonly parentId: string | undefined;
+  /** The top-level flow run: its owner moves the whole tree forward. */
+  readonly rootId: string;
   readonly position: number | undefined;
   readonly parameters: unknown[];
   readonly tags: string[];
@@ -248,8 +250,9 @@ export class RunRecorder {
       revision,
       windowMs: this.#windowMs,
       snapshot: snapshotRecord,
-      // Only the owner writes a flow run's record: someone else wrote it, so it is theirs now.
-      onConflict: async () => null,
+      // Only the owner writes a top-level flow run's record: someone else wrote it, so it is theirs now.
+      // A subflow's record is its root's owner's: a resumed root runs it again over its old record.
+      onConflict: async () => (run.parentId === undefined ? null : this.#revisionIfOwned(run.rootId, RUNS_BUCKET, run.id)),
       onFenced: () => run.fence('another process took the flow run over (its record moved on without this process)'),
       logger: this.#logger,
     });
@@ -275,11 +278,17 @@ export class RunRecorder {
   async #taskConflict(run: RecordedTaskRun, key: string, error: RevisionMismatchError): Promise<number | null> {
     const flowRun = run.flowRun;
     if (flowRun === undefined) return null;
-    const flowRecord = await this.#store.get(RUNS_BUCKET, flowRun.id);
-    const owner = flowRecord === null ? undefined : parseFlowRunRecord(flowRecord.value)?.owner;
+    const revision = await this.#revisionIfOwned(flowRun.rootId, JOURNAL_BUCKET, key);
+    if (revision !== null) this.#logger.debug({ err: error, key }, 'a task run record was written before; writing over it, as this process owns its flow run');
+    return revision;
+  }
+
+  /** The key's current revision, if this process owns the top-level flow run `rootId`; else `null`. */
+  async #revisionIfOwned(rootId: string, bucket: string, key: string): Promise<number | null> {
+    const root = await this.#store.get(RUNS_BUCKET, rootId);
+    const owner = root === null ? undefined : parseFlowRunRecord(root.value)?.owner;
     if (owner !== this.ownerId) return null;
-    this.#logger.warn({ err: error, key }, 'a task run record was written by another process; writing over it, as this process owns its flow run');
-    return (await this.#store.get(JOURNAL_BUCKET, key))?.revision ?? 0;
+    return (await this.#store.get(bucket, key))?.revision ?? 0;
   }
 
   async #putActive(flowRunId: string, flowName: string): Promise<void> {

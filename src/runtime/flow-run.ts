@@ -4,6 +4,7 @@
  * attempt; tracks the task runs and subflows it started; publishes each
  * transition and settles the caller's handle.
  */
+import { createHash, randomUUID } from 'node:crypto';
 import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -31,6 +32,16 @@ import { LazyAbort } from './lazy-abort.js';
 import type { FlowDefinition } from './definitions.js';
 import type { Engine, SupervisorActor } from './engine.js';
 import { generateRunName } from '../names.js';
+
+/**
+ * A subflow's id follows from its parent's and its position among the parent's calls,
+ * so that a resumed parent calls the same subflow run again and finds its journal.
+ */
+function subflowRunId(parentId: string, position: number): string {
+  const hex = createHash('sha256').update(`${parentId}/${position}`).digest('hex');
+  // Shaped as a UUID (version 8: custom), as every other run id is.
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
 
 /** A run started by a flow run: a task run or a subflow. */
 export interface ChildRun {
@@ -82,8 +93,9 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.#args = args;
     this.parent = parent;
     this.position = parent?.nextPosition();
-    this.resumed = resume !== undefined;
-    this.id = resume?.record.id ?? crypto.randomUUID();
+    // A subflow of a resumed run is the same subflow run as before (same id, same journal).
+    this.resumed = resume !== undefined || parent?.resumed === true;
+    this.id = resume?.record.id ?? (parent ? subflowRunId(parent.id, this.position!) : randomUUID());
     this.flowName = definition.options.name;
     this.name = resume?.record.name ?? this.#makeRunName();
     this.#seq = resume?.record.lastSeq ?? 0;
@@ -105,6 +117,11 @@ export class FlowRunRuntime implements RecordedFlowRun {
 
   get parentId(): string | undefined {
     return this.parent?.id;
+  }
+
+  /** The top-level flow run this one belongs to: the one whose owner moves it forward. */
+  get rootId(): string {
+    return this.parent?.rootId ?? this.id;
   }
 
   get parameters(): unknown[] {

@@ -34,7 +34,7 @@ afterAll(async () => {
 
 function flowRun(id: string): RecordedFlowRun & { fences: string[] } {
   const fences: string[] = [];
-  return { id, name: 'light-potoo', flowName: 'etl', parentId: undefined, position: undefined, parameters: [{ day: 1 }], tags: [], calls: 0, fences, fence: (reason) => void fences.push(reason) };
+  return { id, name: 'light-potoo', flowName: 'etl', parentId: undefined, rootId: id, position: undefined, parameters: [{ day: 1 }], tags: [], calls: 0, fences, fence: (reason) => void fences.push(reason) };
 }
 
 function flowEvent(id: string, seq: number, name: 'Pending' | 'Running' | 'Completed'): FlowStateEvent {
@@ -132,6 +132,42 @@ describe('run records in JetStream KV', { timeout: 20_000 }, () => {
       expect(record.state.name).toBe('Completed');
       expect(record.result).toBe(1);
       expect(calls).toEqual([0, 1, 0, 1]);
+    } finally {
+      await server2.close();
+      await owner.close().catch(() => {});
+    }
+  });
+});
+
+describe('a resumed flow run with a subflow', { timeout: 20_000 }, () => {
+  it('runs the same subflow run again, reading back the task runs it had completed', async () => {
+    const namespace = `records${++namespaces}`;
+    const { logger } = createMemoryLogger();
+    const ownerConnection = await connect({ servers: server.url });
+    const owner = createOrchestrator({ nats: ownerConnection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    const server2 = createOrchestrator({ nats: connection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    try {
+      const calls: string[] = [];
+      const work = task({ name: 'sub-step' }, async (what: string) => {
+        calls.push(what);
+        if (what === 'inner-1' && calls.filter((c) => c === what).length === 1) await sleep(60_000, undefined, { signal: getRunContext().signal }).catch(() => {});
+        return what;
+      });
+      const inner = flow({ name: 'inner-flow' }, async () => [await work('inner-0'), await work('inner-1')]);
+      const outer = flow({ name: 'outer-flow' }, async () => [await work('outer-0'), ...(await inner())]);
+      await server2.serveFlows({ flows: [outer, inner] });
+      const run = owner.start(outer);
+      await waitFor(() => calls.includes('inner-1'), 10_000, 'the subflow\'s second step started');
+      const subflowId = (await server2.runs.list()).find((record) => record.flowName === 'inner-flow')?.id;
+
+      await ownerConnection.close();
+      const record = await waitForRecord(server2, run.id);
+      expect(record.state.name).toBe('Completed');
+      expect(record.result).toEqual(['outer-0', 'inner-0', 'inner-1']);
+      // Only the step in flight ran twice; the subflow kept its id.
+      expect(calls).toEqual(['outer-0', 'inner-0', 'inner-1', 'inner-1']);
+      const subflows = (await server2.runs.list()).filter((r) => r.flowName === 'inner-flow');
+      expect(subflows.map((r) => [r.id, r.state.name])).toEqual([[subflowId, 'Completed']]);
     } finally {
       await server2.close();
       await owner.close().catch(() => {});

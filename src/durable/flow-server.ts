@@ -8,7 +8,6 @@
 import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { makeRunState } from '../runtime/run-common.js';
 import { isTerminal } from '../../actors/state.js';
 import { parseMessage } from '../codec.js';
 import { DropCounter } from '../drop-counter.js';
@@ -19,7 +18,8 @@ import type { FlowDefinition } from '../runtime/definitions.js';
 import { ensureFlowConsumer, ensureFlowsStream, enqueueFlowRun, flowTakeSchema, type FlowTake } from './flow-queue.js';
 import type { OwnerDirectory } from './owners.js';
 import { toFlowArgs } from '../cli/params.js';
-import { ACTIVE_BUCKET, RUNS_BUCKET, appendHistory, parseActiveEntry, parseFlowRunRecord, type FlowRunRecord } from './records.js';
+import { ACTIVE_BUCKET, RUNS_BUCKET, parseActiveEntry, parseFlowRunRecord, type FlowRunRecord } from './records.js';
+import { endRun } from './end-run.js';
 import type { RunRecorder } from './run-recorder.js';
 
 export interface FlowServerHost {
@@ -165,39 +165,8 @@ export class FlowServer {
     }
     if (isTerminal(record.state.name) || record.owner !== deadOwner) return false;
     const message = `its process stopped, and no live process serves flow '${flowName}' to resume it`;
-    await this.#end(record, entry.revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message });
+    await endRun(this.#host, record, entry.revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message });
     return false;
-  }
-
-  /**
-   * Ends a run that no process runs, in its record, and tells observers. Resolves with
-   * false when the record moved meanwhile (someone else decided first).
-   */
-  async #end(record: FlowRunRecord, revision: number, name: 'Crashed' | 'Failed', error: { name: string; code: string; message: string }): Promise<boolean> {
-    const { store, logger } = this.#host;
-    const now = this.#host.now();
-    const state = makeRunState(name, now, record.attempt, { ...error, retryable: false });
-    const ended: FlowRunRecord = { ...record, state, history: appendHistory(record.history, state), lastSeq: record.lastSeq + 1, updatedAt: now, error };
-    try {
-      await store.put(RUNS_BUCKET, record.id, ended, { expectedRevision: revision });
-    } catch (failure) {
-      if ((failure as { code?: string }).code === 'REVISION_MISMATCH') return false;
-      throw failure;
-    }
-    await store.delete(ACTIVE_BUCKET, record.id);
-    logger.error({ flowRunId: record.id, flowName: record.flowName }, `Flow run '${record.name}' - Finished in state ${name}('${error.message}')`);
-    this.#host.publishEvent(this.#host.subjects.flowEvent(record.flowName, record.id), {
-      v: 1,
-      type: 'flow.state',
-      seq: ended.lastSeq,
-      flowName: record.flowName,
-      flowRunId: record.id,
-      flowRunName: record.name,
-      parentFlowRunId: record.parentId,
-      state,
-      tags: record.tags,
-    });
-    return true;
   }
 
   async #consume(messages: ConsumerMessages, definition: FlowDefinition): Promise<void> {
@@ -244,7 +213,7 @@ export class FlowServer {
           parameters = toFlowArgs(definition, new Map(Object.entries(record.namedParameters)));
         } catch (error) {
           const message = (error as Error).message;
-          if (await this.#end(record, entry.revision, 'Failed', { name: 'ParameterValidationError', code: 'PARAMETER_VALIDATION', message })) return;
+          if (await endRun(this.#host, record, entry.revision, 'Failed', { name: 'ParameterValidationError', code: 'PARAMETER_VALIDATION', message })) return;
           continue;
         }
       }

@@ -16,6 +16,7 @@ import type { Subjects } from '../subjects.js';
 import { DropCounter } from '../drop-counter.js';
 import type { EventStream } from '../runtime/watch.js';
 import type { FlowTake } from './flow-queue.js';
+import { endRun } from './end-run.js';
 import {
   ACTIVE_BUCKET,
   JOURNAL_BUCKET,
@@ -64,6 +65,8 @@ export interface RunAdminHost {
   enqueue(take: Omit<FlowTake, 'v' | 'type'>, dedupeId: string): Promise<void>;
   /** Whether some live process serves the flow; `undefined` when this process cannot tell. */
   isServed(flowName: string): Promise<boolean | undefined>;
+  /** The owners' leases now, `undefined` when this process cannot read them (no NATS). */
+  leases(): Promise<ReadonlyArray<{ ownerId: string; flows: string[]; live: boolean }> | undefined>;
   watchFlowRun(flowRunId: string): EventStream;
 }
 
@@ -72,6 +75,8 @@ const READS_AT_ONCE = 32;
 /** How often `wait()` looks at a record whose end was announced but is not written yet, in ms. */
 const RECORD_POLL_MS = 50;
 const DEFAULT_LIST_LIMIT = 100;
+/** A record unchanged for this long, whose owner holds no live lease, is an orphan (two default leases). */
+const ORPHAN_AFTER_MS = 6_000;
 
 export class RunAdmin {
   readonly #host: RunAdminHost;
@@ -88,6 +93,7 @@ export class RunAdmin {
     const limit = filter.limit ?? DEFAULT_LIST_LIMIT;
     if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`limit must be a positive integer, got ${filter.limit}`);
     const runs: FlowRunRecord[] = [];
+    const revisions = new Map<string, number>();
     for (const entry of await this.#host.store.list(RUNS_BUCKET)) {
       const record = parseFlowRunRecord(entry.value);
       if (record === null) {
@@ -97,14 +103,17 @@ export class RunAdmin {
       if (filter.flowName !== undefined && record.flowName !== filter.flowName) continue;
       if (state !== undefined && record.state.name !== state) continue;
       runs.push(record);
+      revisions.set(record.id, entry.revision);
     }
     runs.sort((a, b) => b.createdAt - a.createdAt);
-    return runs.slice(0, limit);
+    const shown = runs.slice(0, limit);
+    return this.#reconcile(shown.map((record) => ({ record, revision: revisions.get(record.id)! })));
   }
 
   /** A flow run's record. @throws RunNotFoundError */
   async get(flowRunId: string): Promise<FlowRunRecord> {
-    return (await this.#read(flowRunId)).record;
+    const [record] = await this.#reconcile([await this.#read(flowRunId)]);
+    return record!;
   }
 
   /** A flow run and its task runs, in call order. @throws RunNotFoundError */
@@ -218,6 +227,32 @@ export class RunAdmin {
     } finally {
       events.close();
     }
+  }
+
+  /**
+   * Runs whose owner died while no process watched (every tenaz process was gone) would
+   * show `Running` for ever: when no live process serves their flow, they end `Crashed`
+   * here, as a watching process would have ended them.
+   */
+  async #reconcile(found: Array<{ record: FlowRunRecord; revision: number }>): Promise<FlowRunRecord[]> {
+    const now = this.#host.now();
+    const orphans = found.filter(({ record }) => record.owner !== undefined && record.parentId === undefined && !isTerminal(record.state.name) && now - record.updatedAt > ORPHAN_AFTER_MS);
+    if (orphans.length === 0) return found.map(({ record }) => record);
+    const leases = await this.#host.leases().catch(() => undefined);
+    if (leases === undefined) return found.map(({ record }) => record);
+    const live = leases.filter((lease) => lease.live);
+    const ended = new Map<string, FlowRunRecord>();
+    for (const { record, revision } of orphans) {
+      if (live.some((lease) => lease.ownerId === record.owner)) continue;
+      if (live.some((lease) => lease.flows.includes(record.flowName))) continue;
+      const message = `its process stopped, and no live process serves flow '${record.flowName}' to resume it`;
+      if (await endRun(this.#host, record, revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message })) {
+        const entry = await this.#host.store.get(RUNS_BUCKET, record.id);
+        const updated = entry === null ? null : parseFlowRunRecord(entry.value);
+        if (updated) ended.set(record.id, updated);
+      }
+    }
+    return found.map(({ record }) => ended.get(record.id) ?? record);
   }
 
   async #queue(record: FlowRunRecord, reason: FlowTake['reason'], dedupeId: string): Promise<void> {

@@ -367,6 +367,7 @@ export class Orchestrator implements AsyncDisposable {
           return undefined;
         }
       },
+      leases: async () => (nats ? readLeases(nats, this.namespace) : undefined),
       watchFlowRun: (flowRunId) => this.watch({ flowRunId, kind: 'flow' }),
     });
     return this.#runs;

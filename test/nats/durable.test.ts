@@ -149,6 +149,26 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
   });
 });
 
+describe('durable flow runs when every process died', { timeout: 40_000 }, () => {
+  it('shows Crashed, not Running, a run whose process died while no tenaz process watched', async (context) => {
+    const { hits, admin, run, serveTasks } = await scene(context);
+    const worker = await serveTasks();
+    const owner = run('durable-steps', 100, 200);
+    await hits.until((hit) => hit.what === 'step-1');
+    owner.signal('SIGKILL');
+    worker.signal('SIGKILL');
+    const [running] = await admin.runs.list();
+    expect(running?.state.name).toBe('Running');
+    // Once its lease is long gone, reading the runs ends it, as a watching process would have.
+    const crashed = await waitUntil(async () => {
+      const [record] = await admin.runs.list();
+      return record?.state.name === 'Crashed' ? record : undefined;
+    });
+    expect(crashed.id).toBe(running!.id);
+    expect(crashed.error?.message).toMatch(/no live process serves flow 'durable-steps'/);
+  });
+});
+
 async function waitForRuns(admin: Orchestrator, count: number): Promise<FlowRunRecord[]> {
   return waitUntil(async () => {
     const runs = await admin.runs.list();

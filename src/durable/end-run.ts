@@ -1,0 +1,56 @@
+/**
+ * Ends, in its record, a flow run that no process runs (its process died and
+ * nobody serves its flow, or its parameters do not fit the flow), and tells
+ * observers, as the run itself would have.
+ */
+import type { Logger } from 'pino';
+import { makeRunState } from '../runtime/run-common.js';
+import type { FlowStateEvent } from '../events.js';
+import type { Store } from '../store/store.js';
+import type { Subjects } from '../subjects.js';
+import { ACTIVE_BUCKET, RUNS_BUCKET, appendHistory, type FlowRunRecord, type RecordedError } from './records.js';
+
+export interface EndRunHost {
+  store: Store;
+  subjects: Subjects;
+  logger: Logger;
+  now(): number;
+  publishEvent(subject: string, event: FlowStateEvent): void;
+}
+
+/**
+ * Writes the end over the record found at `revision`; resolves with false, and
+ * changes nothing, when the record moved meanwhile (someone else decided first).
+ */
+export async function endRun(
+  host: EndRunHost,
+  record: FlowRunRecord,
+  revision: number,
+  name: 'Crashed' | 'Failed',
+  error: Required<RecordedError>,
+): Promise<boolean> {
+  const { store, logger } = host;
+  const now = host.now();
+  const state = makeRunState(name, now, record.attempt, { ...error, retryable: false });
+  const ended: FlowRunRecord = { ...record, state, history: appendHistory(record.history, state), lastSeq: record.lastSeq + 1, updatedAt: now, error };
+  try {
+    await store.put(RUNS_BUCKET, record.id, ended, { expectedRevision: revision });
+  } catch (failure) {
+    if ((failure as { code?: string }).code === 'REVISION_MISMATCH') return false;
+    throw failure;
+  }
+  await store.delete(ACTIVE_BUCKET, record.id);
+  logger.error({ flowRunId: record.id, flowName: record.flowName }, `Flow run '${record.name}' - Finished in state ${name}('${error.message}')`);
+  host.publishEvent(host.subjects.flowEvent(record.flowName, record.id), {
+    v: 1,
+    type: 'flow.state',
+    seq: ended.lastSeq,
+    flowName: record.flowName,
+    flowRunId: record.id,
+    flowRunName: record.name,
+    parentFlowRunId: record.parentId,
+    state,
+    tags: record.tags,
+  });
+  return true;
+}

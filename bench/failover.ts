@@ -71,8 +71,10 @@ export async function measureFailover(options: FailoverOptions): Promise<Failove
         check();
       });
 
+    // W4 is about task runs on workers: measured as before durable runs, without run records.
     orchestrator = await connectOrchestrator({
       nats: natsUrl,
+      durable: false,
       logger: options.logger,
       ...(options.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: options.heartbeatTimeoutMs }),
     });

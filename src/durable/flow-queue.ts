@@ -24,6 +24,11 @@ export const flowTakeSchema = z.object({
   flowRunId: z.string().min(1).max(200),
   flowName: z.string().min(1).max(1_000),
   reason: z.enum(['start', 'resume', 'retry']),
+  /**
+   * For a resume: the owner whose lease lapsed, as judged by the process that queued it.
+   * The taker trusts that judgement even if its own view of the lease is a moment behind.
+   */
+  deadOwner: z.string().min(1).max(200).nullish(),
 });
 
 export type FlowTake = z.infer<typeof flowTakeSchema>;
@@ -65,7 +70,8 @@ export async function ensureFlowConsumer(jsm: JetStreamManager, subjects: Subjec
 
 /**
  * Queues a flow run for the processes serving its flow. `dedupeId` makes a repeat
- * (two processes queueing the same resume) a no-op on the server.
+ * (two processes queueing the same resume) a no-op on the server. Resolves with
+ * false when it was one.
  */
 export async function enqueueFlowRun(
   connection: NatsConnection,
@@ -73,8 +79,9 @@ export async function enqueueFlowRun(
   subjects: Subjects,
   take: Omit<FlowTake, 'v' | 'type'>,
   dedupeId: string,
-): Promise<void> {
+): Promise<boolean> {
   await ensureFlowsStream(jsm, subjects);
   const message: FlowTake = { v: 1, type: 'flow.take', ...take };
-  await jetstream(connection).publish(subjects.flowQueue(take.flowName), encodeValue(message), { msgID: dedupeId });
+  const ack = await jetstream(connection).publish(subjects.flowQueue(take.flowName), encodeValue(message), { msgID: dedupeId });
+  return !ack.duplicate;
 }

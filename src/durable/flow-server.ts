@@ -48,7 +48,10 @@ export class FlowServer {
   readonly #consumers: ConsumerMessages[] = [];
   readonly #drops: DropCounter;
   readonly #garbled: DropCounter;
-  readonly #handled = new Set<string>();
+  /** Owners whose runs this process handed on, and when: a sweep hands on what is still left later. */
+  readonly #handled = new Map<string, number>();
+  /** Owners of active runs that no lease named at the last sweep. */
+  #unknownOwners = new Set<string>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -94,16 +97,17 @@ export class FlowServer {
     logger.info({ flows: this.flowNames }, `Serving flow(s) ${this.flowNames.map((n) => `'${n}'`).join(', ')}`);
   }
 
-  /** Queues a run for a process that serves its flow. */
-  async enqueue(take: Omit<FlowTake, 'v' | 'type'>, dedupeId: string): Promise<void> {
+  /** Queues a run for a process that serves its flow; resolves with false when it was queued already. */
+  async enqueue(take: Omit<FlowTake, 'v' | 'type'>, dedupeId: string): Promise<boolean> {
     const jsm = await jetstreamManager(this.#host.connection);
-    await enqueueFlowRun(this.#host.connection, jsm, this.#host.subjects, take, dedupeId);
+    return enqueueFlowRun(this.#host.connection, jsm, this.#host.subjects, take, dedupeId);
   }
 
   /** An owner's lease lapsed: its unfinished runs go to a process that serves them, or end `Crashed`. */
   async onLapsed(ownerId: string): Promise<void> {
-    if (this.#closed || this.#handled.has(ownerId)) return;
-    this.#handled.add(ownerId);
+    const now = this.#host.now();
+    if (this.#closed || now - (this.#handled.get(ownerId) ?? -Infinity) < this.#requeueMs) return;
+    this.#handled.set(ownerId, now);
     const { directory, logger } = this.#host;
     try {
       const active = await this.#host.store.list(ACTIVE_BUCKET);
@@ -117,7 +121,7 @@ export class FlowServer {
         if (parsed.owner !== ownerId) continue;
         queued += (await this.#rescue(entry.key, parsed.flowName, ownerId)) ? 1 : 0;
       }
-      if (queued > 0) logger.info({ ownerId }, `Queued ${queued} flow run(s) of a process whose lease lapsed, to be resumed`);
+      if (queued > 0) logger.info({ ownerId }, `Queued ${queued} flow run(s) of a process whose lease lapsed, to be resumed by a process serving their flow`);
       directory.forget(ownerId);
     } catch (err) {
       // Another lapse or the next sweep tries again.
@@ -126,16 +130,29 @@ export class FlowServer {
     }
   }
 
-  /** Runs owned by processes no lease names (they died before anyone here watched): handled as lapsed. */
+  /**
+   * A run handed on that is still active this long after (its take was lost) is handed on
+   * again: the queue's id for it changes with each period, so the repeat is not dropped.
+   */
+  get #requeueMs(): number {
+    return this.#host.directory.leaseMs * SWEEP_EVERY_LEASES;
+  }
+
+  /** Runs owned by processes no live lease names (they died before anyone here watched, or their take was lost): handled as lapsed. */
   async sweep(): Promise<void> {
     if (this.#closed) return;
     const { directory, logger } = this.#host;
     try {
       const owners = new Set<string>();
+      const unknown = new Set<string>();
       for (const entry of await this.#host.store.list(ACTIVE_BUCKET)) {
         const owner = parseActiveEntry(entry.value)?.owner;
-        if (owner && !directory.owners.has(owner) && owner !== directory.ownerId) owners.add(owner);
+        if (!owner || owner === directory.ownerId || directory.isLive(owner)) continue;
+        // An owner no lease names may be one that started a moment ago: it must stay unknown until the next sweep.
+        if (directory.owners.has(owner) || this.#unknownOwners.has(owner)) owners.add(owner);
+        else unknown.add(owner);
       }
+      this.#unknownOwners = unknown;
       for (const owner of owners) await this.onLapsed(owner);
     } catch (err) {
       logger.debug({ err }, 'could not sweep the active flow runs');
@@ -152,8 +169,8 @@ export class FlowServer {
   async #rescue(flowRunId: string, flowName: string, deadOwner: string): Promise<boolean> {
     const { directory } = this.#host;
     if (directory.servers(flowName).length > 0) {
-      await this.enqueue({ flowRunId, flowName, reason: 'resume' }, `resume:${flowRunId}:${deadOwner}`);
-      return true;
+      const period = Math.floor(this.#host.now() / this.#requeueMs);
+      return this.enqueue({ flowRunId, flowName, reason: 'resume', deadOwner }, `resume:${flowRunId}:${deadOwner}:${period}`);
     }
     const { store } = this.#host;
     const entry = await store.get(RUNS_BUCKET, flowRunId);
@@ -205,7 +222,9 @@ export class FlowServer {
       if (record === null) return this.#garbled.drop({ bucket: RUNS_BUCKET, key: take.flowRunId });
       if (isTerminal(record.state.name) || record.flowName !== definition.options.name) return;
       if (this.#host.isRunning(record.id)) return;
-      if (record.owner !== undefined && record.owner !== directory.ownerId && directory.isLive(record.owner)) return;
+      // Held by a live owner: someone took it first. The owner a resume names is dead, whatever this process saw of it yet.
+      const holder = record.owner;
+      if (holder !== undefined && holder !== directory.ownerId && holder !== take.deadOwner && directory.isLive(holder)) return;
       const previousOwner = record.owner;
       let parameters = record.parameters;
       if (record.namedParameters !== undefined) {

@@ -7,7 +7,7 @@
  * untrusted: an entry that does not decode is logged (rate-limited) and reads as absent.
  */
 import { createHash } from 'node:crypto';
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { RequestError, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -92,6 +92,7 @@ class NatsKvStore implements KvStore {
   readonly #options: ResolvedKvStoreOptions;
   readonly #kvm: Kvm;
   readonly #buckets = new Map<string, Promise<KV>>();
+  #jsm: Promise<JetStreamManager> | undefined;
   readonly #garbled: DropCounter;
   #closed = false;
 
@@ -141,8 +142,17 @@ class NatsKvStore implements KvStore {
 
   async delete(bucket: string, key: string): Promise<void> {
     this.#check();
-    const kv = await this.#bucket(bucket);
-    await retryUnanswered(() => kv.delete(toKvKey(key)));
+    await this.#bucket(bucket);
+    // A purge of the key's subject, not a KV delete: a delete leaves a marker behind for
+    // good (2.9 has no marker expiry), and listing a bucket reads every marker.
+    const name = this.kvBucketName(bucket);
+    if (this.#jsm === undefined) {
+      const opening = jetstreamManager(this.#options.connection);
+      this.#jsm = opening;
+      opening.catch(() => this.#jsm === opening && (this.#jsm = undefined));
+    }
+    const jsm = await this.#jsm;
+    await retryUnanswered(() => jsm.streams.purge(`KV_${name}`, { filter: `$KV.${name}.${toKvKey(key)}` }));
   }
 
   async list<V>(bucket: string): Promise<StoreEntry<V>[]> {

@@ -14,6 +14,10 @@ import { RunRecorder, type RecordedFlowRun } from '../../src/durable/run-recorde
 import { RUNS_BUCKET, type FlowRunRecord } from '../../src/durable/records.js';
 import type { FlowStateEvent } from '../../src/events.js';
 import { createKvStore } from '../../src/store/kv.js';
+import { FlowServer } from '../../src/durable/flow-server.js';
+import type { OwnerDirectory } from '../../src/durable/owners.js';
+import { createSubjects } from '../../src/subjects.js';
+import { definitionOf, type FlowDefinition } from '../../src/runtime/definitions.js';
 import { encodeValue } from '../../src/codec.js';
 import { createMemoryLogger } from '../unit/runtime/helpers.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
@@ -135,6 +139,47 @@ describe('run records in JetStream KV', { timeout: 20_000 }, () => {
     } finally {
       await server2.close();
       await owner.close().catch(() => {});
+    }
+  });
+});
+
+describe('the flow queue', { timeout: 20_000 }, () => {
+  it('takes a queued resume even while this process still sees the dead owner\'s lease as live', async () => {
+    const namespace = `records${++namespaces}`;
+    const { logger } = createMemoryLogger();
+    const deadOwner = recorder(namespace);
+    const run = flowRun(randomUUID());
+    deadOwner.flowState(run, flowEvent(run.id, 1, 'Running'), undefined, undefined);
+    await deadOwner.flushed();
+    const taker = recorder(namespace);
+    const resumed: FlowRunRecord[] = [];
+    // The taker's view of leases lags: it still thinks the dead owner is alive.
+    const directory = { ownerId: taker.ownerId, leaseMs: 3_000, isLive: () => true, servers: () => [taker.ownerId], owners: new Map(), renew: async () => {}, forget: () => {} };
+    const subjects = createSubjects(namespace);
+    const server = new FlowServer({
+      connection,
+      subjects,
+      store: taker.store,
+      recorder: taker,
+      directory: directory as unknown as OwnerDirectory,
+      logger,
+      now: Date.now,
+      isRunning: () => false,
+      resume: (_definition, record) => void resumed.push(record),
+      publishEvent: () => {},
+    });
+    try {
+      const etl = flow({ name: 'etl' }, async () => 1);
+      await server.serve([definitionOf(etl) as FlowDefinition]);
+      // Without naming the dead owner, a take of a run held by a live-looking owner is left alone.
+      await server.enqueue({ flowRunId: run.id, flowName: 'etl', reason: 'resume' }, `plain:${run.id}`);
+      await sleep(300);
+      expect(resumed).toEqual([]);
+      await server.enqueue({ flowRunId: run.id, flowName: 'etl', reason: 'resume', deadOwner: deadOwner.ownerId }, `named:${run.id}`);
+      await waitFor(() => resumed.length === 1, 5_000, 'the run taken');
+      expect(resumed[0]).toMatchObject({ id: run.id, owner: taker.ownerId, resumes: 1 });
+    } finally {
+      await server.close();
     }
   });
 });

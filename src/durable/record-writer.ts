@@ -42,6 +42,8 @@ export class RecordWriter<R> {
   readonly #options: RecordWriterOptions<R>;
   #writing = false;
   #dirty = false;
+  /** Whether a change waiting to be written must go now (a run's end, a flush asked for). */
+  #urgent = false;
   #timer: NodeJS.Timeout | undefined;
   #flushed: Deferred<void> | undefined;
   #fenced = false;
@@ -69,6 +71,7 @@ export class RecordWriter<R> {
     if (next === this.record) return;
     this.record = next;
     this.#dirty = true;
+    this.#urgent ||= urgent;
     if (this.#writing) return;
     if (urgent) {
       clearTimeout(this.#timer);
@@ -85,6 +88,7 @@ export class RecordWriter<R> {
   /** Resolves once every change made so far is written, or the writer was fenced or closed. Never rejects. */
   flushed(): Promise<void> {
     if ((!this.#dirty && !this.#writing) || this.#fenced || this.#closed) return Promise.resolve();
+    this.#urgent = true;
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -106,8 +110,17 @@ export class RecordWriter<R> {
     this.#writing = true;
     const { store, bucket, key, logger } = this.#options;
     let failures = 0;
-    while (this.#dirty && !this.#fenced && !this.#closed) {
+    for (let first = true; this.#dirty && !this.#fenced && !this.#closed; first = false) {
+      // Changes made while a write was on its way wait for their window, unless one of them is urgent.
+      if (!first && !this.#urgent) {
+        this.#timer ??= setTimeout(() => {
+          this.#timer = undefined;
+          void this.#write();
+        }, this.#options.windowMs);
+        break;
+      }
       this.#dirty = false;
+      this.#urgent = false;
       const record = this.#options.snapshot(this.record);
       try {
         this.#revision = await store.put(bucket, key, record, { expectedRevision: this.#revision });
@@ -128,7 +141,9 @@ export class RecordWriter<R> {
           failures += 1;
           await new Promise((resolve) => setTimeout(resolve, delay));
         }
+        // The write did not happen: try it again now, not after a window.
         this.#dirty = true;
+        this.#urgent = true;
       }
     }
     this.#writing = false;

@@ -101,7 +101,7 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
     .command('start')
     .description('Start a flow run by the name of its flow, in whichever process serves the flow (`tenaz worker FILE`), and print its id.')
     .argument('<flow>', 'the flow name, as given to flow({ name })')
-    .option('-p, --param <key=value>', "a field of the flow's one object argument; the value is JSON when it parses, else a string (repeatable)", collect)
+    .option('-p, --param <key=value>', 'a flow parameter by name, as with `tenaz run`; the value is JSON when it parses, else a string (repeatable)', collect)
     .option('--args <json>', "the flow's arguments as a JSON array, instead of --param")
     .option('-w, --wait', 'wait for the run to end and print its result as JSON; exit 1 unless it completed')
     .option('--json', 'print the run as one JSON object (with --wait, its final record)');
@@ -115,7 +115,7 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
         '\nExamples:\n' +
         '  tenaz start etl --param day=2026-11-23 --nats nats://127.0.0.1:4222\n' +
         '  tenaz start etl --param limit=10 --wait     # prints the result; exits 1 unless it completed\n' +
-        "  tenaz start add --args '[1, 2]'             # positional arguments\n" +
+        "  tenaz start add --args '[1, 2]'             # the argument list itself\n" +
         '  id=$(tenaz start nightly) && tenaz runs show "$id"',
     )
     .action(async (flow: string, options: StartCommandOptions) => onExit(await startCommand(flow, options, io)));

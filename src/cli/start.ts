@@ -12,7 +12,7 @@ import { note, type CliStreams } from './streams.js';
 
 /** Options of `tenaz start`, as commander parses them. */
 export interface StartCommandOptions extends ConnectionFlags, LogFlags, WaitFlags {
-  /** `key=value` pairs, one per `--param`: the fields of the flow's one object argument. */
+  /** `key=value` pairs, one per `--param`: the flow's parameters by name. */
   param?: string[];
   /** The flow's arguments as a JSON array, instead of `param`. */
   args?: string;
@@ -33,13 +33,14 @@ export async function startCommand(flowName: string, options: StartCommandOption
 }
 
 /**
- * The flow's argument list. Without the flow's code there is no signature to
- * match names against: `--param` pairs make one object argument, as a flow
- * with a zod object schema takes; `--args` gives the list itself.
+ * The flow's parameters. This process has no flow code to match names against:
+ * `--param` pairs go by name, and the process serving the flow maps them onto
+ * its parameters as `tenaz run --param` does (the fields of a zod object schema,
+ * else the function's parameter names); `--args` gives the argument list itself.
  */
-function toParameters(options: StartCommandOptions): unknown[] {
+function toParameters(options: StartCommandOptions): unknown[] | { named: Record<string, unknown> } {
   const pairs = options.param ?? [];
-  if (options.args === undefined) return pairs.length === 0 ? [] : [Object.fromEntries(parseParamArgs(pairs))];
+  if (options.args === undefined) return { named: Object.fromEntries(parseParamArgs(pairs)) };
   if (pairs.length > 0) throw new CliError('give the parameters either as --param pairs or as --args, not both');
   let parsed: unknown;
   try {

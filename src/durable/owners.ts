@@ -203,7 +203,15 @@ export class OwnerDirectory {
 export async function readLeases(connection: NatsConnection, namespace: string, now = Date.now()): Promise<Array<OwnerLease & { live: boolean }>> {
   const kv = await new Kvm(connection).open(`${namespace}_${OWNERS_BUCKET_SUFFIX}`);
   const leases: Array<OwnerLease & { live: boolean }> = [];
-  for await (const key of await kv.keys()) {
+  let keys: AsyncIterable<string>;
+  try {
+    keys = await kv.keys();
+  } catch (error) {
+    // No bucket: no process ever held a lease in this namespace.
+    if (/not found/i.test(String((error as Error)?.message))) return leases;
+    throw error;
+  }
+  for await (const key of keys) {
     const entry = await kv.get(key);
     if (entry === null || entry.operation !== 'PUT') continue;
     try {

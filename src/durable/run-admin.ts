@@ -5,6 +5,7 @@
  * and writes the run records; none of it needs the flow's code.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { STATE_NAMES, isTerminal, type StateName } from '../../actors/state.js';
 import { makeRunState } from '../runtime/run-common.js';
@@ -74,6 +75,8 @@ export interface RunAdminHost {
 const READS_AT_ONCE = 32;
 /** How often `wait()` looks at a record whose end was announced but is not written yet, in ms. */
 const RECORD_POLL_MS = 50;
+/** How often `wait()` reads the record while no end is announced, in case the announcement was missed, in ms. */
+const WAIT_POLL_MS = 1_000;
 const DEFAULT_LIST_LIMIT = 100;
 /** A record unchanged for this long, whose owner holds no live lease, is an orphan (two default leases). */
 const ORPHAN_AFTER_MS = 6_000;
@@ -213,16 +216,22 @@ export class RunAdmin {
 
   /** Resolves with the record once the flow run has ended. @throws RunNotFoundError */
   async wait(flowRunId: string): Promise<FlowRunRecord> {
+    // Events first, then the record: an end between the two is seen one way or the other.
     const events = this.#host.watchFlowRun(flowRunId);
+    let announced = false;
+    const ended = (async () => {
+      for await (const event of events) if (event.type === 'flow.state' && isTerminal(event.state.name)) return;
+    })()
+      .catch(() => undefined)
+      .finally(() => (announced = true));
     try {
-      let record = await this.get(flowRunId);
-      if (isTerminal(record.state.name)) return record;
-      for await (const event of events) if (event.type === 'flow.state' && isTerminal(event.state.name)) break;
-      // The end is announced before its record is written.
       for (;;) {
-        record = await this.get(flowRunId);
+        const record = await this.get(flowRunId);
         if (isTerminal(record.state.name)) return record;
-        await new Promise((resolve) => setTimeout(resolve, RECORD_POLL_MS));
+        // The end is announced before its record is written; events can also be missed
+        // (no history, a subscription not yet made): the record is read again in any case.
+        await Promise.race([announced ? undefined : ended, sleep(announced ? RECORD_POLL_MS : WAIT_POLL_MS)]);
+        if (announced) await sleep(RECORD_POLL_MS);
       }
     } finally {
       events.close();

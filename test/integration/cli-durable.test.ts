@@ -3,9 +3,13 @@
  * processes: `tenaz worker` serves the flows of its file, `tenaz start` queues
  * runs by flow name, `tenaz runs ls/show/retry` read and write the run records.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import type { FlowRunRecord } from '../../src/durable/records.js';
 import type { FlowRunDetails } from '../../src/durable/run-admin.js';
+import { createRootLogger } from '../../src/log.js';
+import { connectOrchestrator } from '../../src/runtime/orchestrator.js';
 import { TenazProcesses, type TenazProcess } from '../fixtures/nats/tenaz-process.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { HitServer } from '../support/processes.js';
@@ -25,6 +29,12 @@ const shared = new TenazProcesses();
 beforeAll(async () => {
   server = await startNatsServer();
   await hits.start();
+  // The event history, as any process running flows with execution 'workers' makes it. Without one,
+  // `RunAdmin.wait()` (behind --wait) subscribes to live events only once it iterates, after reading
+  // the record, and waits forever for a run that ended in between. With one the window is narrower,
+  // not gone (a run's end is published before its record is written): runs waited for here take a while.
+  const orchestrator = await connectOrchestrator({ nats: server.url, execution: 'workers', logger: createRootLogger({ level: 'silent' }) });
+  await orchestrator.close();
   await shared.spawn(['worker', DURABLE, '--nats', server.url]).waitFor('stderr', SERVING);
 });
 afterAll(async () => {
@@ -40,17 +50,61 @@ function processesOf(context: TestContext): TenazProcesses {
   return processes;
 }
 
-/** Runs `tenaz ...args --nats URL` to its end. */
+/** How long one command may take before the test says which one hung, in ms. */
+const COMMAND_TIMEOUT_MS = 12_000;
+
+/** Runs `tenaz ...args --nats URL` to its end; one that hangs fails the test with its output. */
 async function tenaz(processes: TenazProcesses, args: string[]): Promise<TenazProcess & { code: number | null }> {
   const cli = processes.spawn([...args, '--nats', server.url]);
-  const { code } = await cli.exited;
-  return Object.assign(cli, { code });
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      cli.signal('SIGKILL');
+      reject(new Error(`tenaz ${args.join(' ')} did not end in ${COMMAND_TIMEOUT_MS} ms\n--- stdout\n${cli.stdout}\n--- stderr\n${cli.stderr}`));
+    }, COMMAND_TIMEOUT_MS);
+  });
+  try {
+    const { code } = await Promise.race([cli.exited, hung]);
+    return Object.assign(cli, { code });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function show(processes: TenazProcesses, id: string): Promise<FlowRunDetails> {
   const cli = await tenaz(processes, ['runs', 'show', id, '--json']);
   expect(cli.code, cli.stderr).toBe(0);
   return JSON.parse(cli.stdout) as FlowRunDetails;
+}
+
+/** Reads the run with `runs show` until `done` holds of it. */
+async function until(processes: TenazProcesses, id: string, done: (run: FlowRunRecord) => boolean, timeoutMs = 10_000): Promise<FlowRunRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { run } = await show(processes, id);
+    if (done(run)) return run;
+    if (Date.now() > deadline) throw new Error(`flow run ${id} is still ${run.state.name} (attempt ${run.attempt}) after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** A hit server whose first request for `what` waits a little, then drops the connection: that step fails once. */
+async function startFlakyServer(what: string): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  let failed = false;
+  const http = createServer((req, res) => {
+    const step = new URL(req.url ?? '/', 'http://x').searchParams.get('what') ?? '';
+    hits.push(step);
+    if (step !== what || failed) return void res.end('ok');
+    failed = true;
+    setTimeout(() => req.socket.destroy(), 200);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/hit`,
+    hits,
+    close: () => new Promise<void>((resolve) => http.close(() => resolve())),
+  };
 }
 
 function expectOneErrorLine(stderr: string, message: RegExp): void {
@@ -61,7 +115,7 @@ function expectOneErrorLine(stderr: string, message: RegExp): void {
 }
 
 function stepsArgs(steps: number): string[] {
-  return ['--param', `hitUrl=${hits.url}`, '--param', `steps=${steps}`, '--param', 'stepMs=50'];
+  return ['--param', `hitUrl=${hits.url}`, '--param', `steps=${steps}`, '--param', 'stepMs=100'];
 }
 
 describe('tenaz start and tenaz runs over NATS', { timeout: 30_000 }, () => {
@@ -124,23 +178,49 @@ describe('tenaz start and tenaz runs over NATS', { timeout: 30_000 }, () => {
     expectOneErrorLine(retry.stderr, /is Completed: only a run that ended without completing can be retried/);
   });
 
-  it('retries a failed run: a second attempt, which fails again the same way', async (context) => {
+  it('fails a run whose parameters the flow rejects, and a retry fails it again, as attempt 2', async (context) => {
     const processes = processesOf(context);
-    const start = await tenaz(processes, ['start', 'durable-steps', ...stepsArgs(-1), '--wait']);
+    // Without --wait: such a run ends at once, maybe before `RunAdmin.wait()` watches (see beforeAll).
+    const start = await tenaz(processes, ['start', 'durable-steps', ...stepsArgs(-1)]);
+    expect(start.code, start.stderr).toBe(0);
+    const id = start.stdout.trim();
+    const failed = await until(processes, id, (run) => run.state.name === 'Failed');
+    expect(failed).toMatchObject({ attempt: 1, error: { name: 'ParameterValidationError' } });
+
+    const retry = await tenaz(processes, ['runs', 'retry', id]);
+    expect(retry.code, retry.stderr).toBe(0);
+    expect(retry.stdout).toBe(`${id}\n`);
+    expect(retry.stderr).toMatch(new RegExp(`^tenaz: queued flow run '[a-z]+-[a-z]+' \\(${id}\\) of flow 'durable-steps' again: attempt 2$`, 'm'));
+    const again = await until(processes, id, (run) => run.attempt === 2 && run.state.name === 'Failed');
+    expect(again).toMatchObject({ state: { attempt: 2 }, error: { name: 'ParameterValidationError' } });
+    const list = await tenaz(processes, ['runs', 'ls', '--state', 'FAILED']);
+    expect(list.stdout).toMatch(new RegExp(`^${id} .* Failed +2 `, 'm'));
+  });
+
+  it('retries a run that failed in its second task: the first is read back, the second runs again and completes', async (context) => {
+    const processes = processesOf(context);
+    const flaky = await startFlakyServer('step-1');
+    context.onTestFinished(() => flaky.close());
+    const args = ['--param', `hitUrl=${flaky.url}`, '--param', 'steps=2', '--param', 'stepMs=300'];
+    const start = await tenaz(processes, ['start', 'durable-steps', ...args, '--wait']);
     expect(start.code).toBe(1);
-    const id = start.stderr.match(STARTED)![2]!;
     expect(start.stdout).toBe('');
-    expect(start.stderr).toMatch(/^tenaz: flow run '[a-z]+-[a-z]+' \(.+\) ended Failed: ParameterValidationError: .*steps/m);
+    const id = start.stderr.match(STARTED)![2]!;
+    expect(start.stderr).toMatch(new RegExp(`^tenaz: flow run '[a-z]+-[a-z]+' \\(${id}\\) ended Failed: .+$`, 'm'));
+    const failed = await show(processes, id);
+    expect(failed.taskRuns.map((task) => task.state.name)).toEqual(['Completed', 'Failed']);
 
     const retry = await tenaz(processes, ['runs', 'retry', id, '--wait']);
-    expect(retry.code).toBe(1);
-    expect(retry.stderr).toMatch(new RegExp(`^tenaz: queued flow run '[a-z]+-[a-z]+' \\(${id}\\) of flow 'durable-steps' again: attempt 2$`, 'm'));
-    expect(retry.stderr).toMatch(/ ended Failed \(attempt 2\): ParameterValidationError: /);
+    expect(retry.code, retry.stderr).toBe(0);
+    expect(retry.stderr).toMatch(/ again: attempt 2$/m);
+    expect(JSON.parse(retry.stdout)).toEqual({ total: 10, pid: expect.any(Number) });
+    expect(flaky.hits).toEqual(['step-0', 'step-1', 'step-1']);
     const { run, taskRuns } = await show(processes, id);
-    expect(run).toMatchObject({ attempt: 2, state: { name: 'Failed', attempt: 2 }, error: { name: 'ParameterValidationError' } });
-    expect(taskRuns).toEqual([]);
-    const failed = await tenaz(processes, ['runs', 'ls', '--state', 'FAILED']);
-    expect(failed.stdout).toMatch(new RegExp(`^${id} .* Failed +2 `, 'm'));
+    expect(run).toMatchObject({ attempt: 2, state: { name: 'Completed', attempt: 2 }, result: { total: 10 } });
+    expect(taskRuns.map((task) => [task.position, task.state.name])).toEqual([
+      [0, 'Completed'],
+      [1, 'Completed'],
+    ]);
   });
 
   it('queues a run of a flow nobody serves, Scheduled with a warning, and a worker started later runs it', async (context) => {
@@ -165,6 +245,14 @@ describe('tenaz start and tenaz runs over NATS', { timeout: 30_000 }, () => {
     const { run, taskRuns } = await show(processes, id);
     expect(run).toMatchObject({ state: { name: 'Completed' }, result: { values: [0, 2], total: 3, owner: worker.pid } });
     expect(taskRuns.map((task) => task.taskName)).toEqual(['double', 'double', 'add-one']);
+
+    // By name, --param fits the serving process's flow: chain(n, ms) takes n=3, ms=0 positionally.
+    const named = await tenaz(processes, ['start', 'chain', '--param', 'n=3', '--param', 'ms=0', '--wait']);
+    expect(named.code, named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ values: [0, 2, 4], total: 7 });
+    const unknown = await tenaz(processes, ['start', 'chain', '--param', 'colour=red', '--wait']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/ended Failed: ParameterValidationError: unknown parameter 'colour' for flow 'chain'; known parameters: n, ms/);
   });
 });
 

@@ -5,16 +5,15 @@
  * taking it is compare-and-set on that record, so a message delivered twice,
  * late or to two processes starts the run once.
  */
-import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { encodeValue } from '../codec.js';
 import type { Subjects } from '../subjects.js';
+import { ensureWorkQueueStream } from '../remote/streams.js';
 
 /** How long a process may hold a take without acking it before it goes to another. */
 export const FLOW_TAKE_ACK_WAIT_MS = 30_000;
-/** How long a take's id is remembered: two processes queueing the same resume store it once. */
-const DUPLICATE_WINDOW_MS = 120_000;
 
 export type FlowTakeReason = 'start' | 'resume' | 'retry';
 
@@ -33,26 +32,8 @@ export const flowTakeSchema = z.object({
 
 export type FlowTake = z.infer<typeof flowTakeSchema>;
 
-export async function ensureFlowsStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
-  try {
-    await jsm.streams.info(subjects.flowsStream);
-    return;
-  } catch (error) {
-    if (!/not found/i.test(String((error as Error)?.message ?? error))) throw error;
-  }
-  try {
-    await jsm.streams.add({
-      name: subjects.flowsStream,
-      subjects: [subjects.allFlowQueue],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    });
-  } catch (error) {
-    // Another process created it between our look and our add.
-    if (!String((error as Error).message).includes('already in use')) throw error;
-  }
+export function ensureFlowsStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
+  return ensureWorkQueueStream(jsm, subjects.flowsStream, subjects.allFlowQueue);
 }
 
 export async function ensureFlowConsumer(jsm: JetStreamManager, subjects: Subjects, flowName: string): Promise<string> {

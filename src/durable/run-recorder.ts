@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { isTerminal, type RunState } from '../../actors/state.js';
 import { encodeValue, toWireValue } from '../codec.js';
 import { ResultTooLargeError, type RevisionMismatchError } from '../errors.js';
-import type { FlowStateEvent, TaskStateEvent } from '../events.js';
+import type { FlowStateEvent, RunEvent, TaskStateEvent } from '../events.js';
 import type { Store } from '../store/store.js';
 import { DropCounter } from '../drop-counter.js';
 import { RecordWriter } from './record-writer.js';
@@ -136,26 +136,15 @@ export class RunRecorder {
     let writer = this.#flows.get(run.id);
     const first = writer === undefined;
     if (writer === undefined) {
-      const now = this.#now();
       const record: FlowRunRecord = {
-        v: RECORD_VERSION,
+        ...this.#newRecord(run, event),
         kind: 'flow',
-        id: run.id,
-        name: run.name,
         flowName: run.flowName,
         parentId: run.parentId,
         parameters: run.parameters,
         owner: this.ownerId,
         calls: 0,
         resumes: 0,
-        state: event.state,
-        history: [],
-        attempt: event.state.attempt,
-        lastSeq: 0,
-        createdAt: now,
-        updatedAt: now,
-        hasResult: false,
-        tags: run.tags,
       };
       writer = this.#flowWriter(run, record, 0);
       this.#flows.set(run.id, writer);
@@ -169,24 +158,7 @@ export class RunRecorder {
   taskState(run: RecordedTaskRun, event: TaskStateEvent, result: unknown, error: RecordedError | undefined): void {
     let writer = this.#tasks.get(run.id);
     if (writer === undefined) {
-      const now = this.#now();
-      const record: TaskRunRecord = {
-        v: RECORD_VERSION,
-        kind: 'task',
-        id: run.id,
-        name: run.name,
-        taskName: run.taskName,
-        flowRunId: run.flowRun?.id,
-        position: run.position,
-        state: event.state,
-        history: [],
-        attempt: event.state.attempt,
-        lastSeq: 0,
-        createdAt: now,
-        updatedAt: now,
-        hasResult: false,
-        tags: run.tags,
-      };
+      const record: TaskRunRecord = { ...this.#newRecord(run, event), kind: 'task', taskName: run.taskName, flowRunId: run.flowRun?.id, position: run.position };
       writer = this.#taskWriter(run, record);
       this.#tasks.set(run.id, writer);
     }
@@ -239,6 +211,12 @@ export class RunRecorder {
   /** Resolves once every record written so far is in the store. Never rejects. */
   async flushed(): Promise<void> {
     await Promise.all([...this.#flows.values(), ...this.#tasks.values()].map((writer) => writer.flushed()));
+  }
+
+  /** What a flow run's and a task run's first record share; the first transition is applied to it next. */
+  #newRecord(run: { id: string; name: string; tags: string[] }, event: RunEvent): Omit<FlowRunRecord, 'kind' | 'flowName' | 'parameters' | 'calls' | 'resumes'> {
+    const now = this.#now();
+    return { v: RECORD_VERSION, id: run.id, name: run.name, state: event.state, history: [], attempt: event.state.attempt, lastSeq: 0, createdAt: now, updatedAt: now, hasResult: false, tags: run.tags };
   }
 
   #flowWriter(run: RecordedFlowRun, record: FlowRunRecord, revision: number): RecordWriter<FlowRunRecord> {

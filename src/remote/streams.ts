@@ -18,17 +18,25 @@ const DUPLICATE_WINDOW_MS = 120_000;
  */
 export const DISPATCH_ACK_WAIT_MS = 10_000;
 
-export async function ensureTasksStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
+export function ensureTasksStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
+  return ensureWorkQueueStream(jsm, subjects.tasksStream, subjects.allTaskDispatch);
+}
+
+/**
+ * Makes sure a work-queue stream (deduplicated by message id) exists, whichever
+ * process gets there first; an existing stream is used as it is.
+ */
+export async function ensureWorkQueueStream(jsm: JetStreamManager, name: string, subject: string): Promise<void> {
   try {
-    await jsm.streams.info(subjects.tasksStream);
+    await jsm.streams.info(name);
     return;
   } catch (error) {
     if (!isNotFound(error)) throw error;
   }
   try {
     await jsm.streams.add({
-      name: subjects.tasksStream,
-      subjects: [subjects.allTaskDispatch],
+      name,
+      subjects: [subject],
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       discard: DiscardPolicy.Old,

@@ -24,36 +24,40 @@ export function definitionOf(value: unknown): TaskDefinition | FlowDefinition | 
   return (value as { [DEFINITION]?: TaskDefinition | FlowDefinition })[DEFINITION];
 }
 
-// Every task defined in this process, by name, so that a worker can serve the tasks
-// of a file without the file exporting each one. On globalThis, as two copies of
-// tenaz loaded in one process must see the same tasks.
-const REGISTRY_KEY = Symbol.for('tenaz.taskRegistry');
-const globals = globalThis as { [REGISTRY_KEY]?: Map<string, TaskDefinition[]> };
-const registry = (globals[REGISTRY_KEY] ??= new Map<string, TaskDefinition[]>());
+/**
+ * Definitions by name, on globalThis: two copies of tenaz loaded in one process
+ * must see the same ones. Several under one name when a name was reused.
+ */
+function globalRegistry<D extends TaskDefinition | FlowDefinition>(key: symbol): Map<string, D[]> {
+  const globals = globalThis as { [key: symbol]: Map<string, D[]> | undefined };
+  return (globals[key] ??= new Map<string, D[]>());
+}
 
-export function registerTask(definition: TaskDefinition): void {
+function register<D extends TaskDefinition | FlowDefinition>(registry: Map<string, D[]>, definition: D): void {
   const name = definition.options.name;
   const list = registry.get(name);
   if (list === undefined) registry.set(name, [definition]);
   else list.push(definition);
 }
 
-/** The tasks defined so far in this process, by name; more than one definition when a name was reused. */
-export function registeredTasks(): ReadonlyMap<string, readonly TaskDefinition[]> {
-  return registry;
+// Every task defined in this process, so that a worker can serve the tasks of a file
+// without the file exporting each one.
+const taskRegistry = globalRegistry<TaskDefinition>(Symbol.for('tenaz.taskRegistry'));
+// Every flow defined in this process: what a process serves when told to serve "the
+// flows of this file", and how a run queued by name finds its code.
+const flowRegistry = globalRegistry<FlowDefinition>(Symbol.for('tenaz.flowRegistry'));
+
+export function registerTask(definition: TaskDefinition): void {
+  register(taskRegistry, definition);
 }
 
-// Every flow defined in this process, by name: what a process serves when told to
-// serve "the flows of this file", and how a run queued by name finds its code.
-const FLOW_REGISTRY_KEY = Symbol.for('tenaz.flowRegistry');
-const flowGlobals = globalThis as { [FLOW_REGISTRY_KEY]?: Map<string, FlowDefinition[]> };
-const flowRegistry = (flowGlobals[FLOW_REGISTRY_KEY] ??= new Map<string, FlowDefinition[]>());
-
 export function registerFlow(definition: FlowDefinition): void {
-  const name = definition.options.name;
-  const list = flowRegistry.get(name);
-  if (list === undefined) flowRegistry.set(name, [definition]);
-  else list.push(definition);
+  register(flowRegistry, definition);
+}
+
+/** The tasks defined so far in this process, by name; more than one definition when a name was reused. */
+export function registeredTasks(): ReadonlyMap<string, readonly TaskDefinition[]> {
+  return taskRegistry;
 }
 
 /** The flows defined so far in this process, by name; more than one definition when a name was reused. */

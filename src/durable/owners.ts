@@ -160,7 +160,11 @@ export class OwnerDirectory {
   #onEntry(key: string, operation: string, revision: number, value: Uint8Array): void {
     const now = this.#now();
     if (key === this.ownerId) {
-      if (operation === 'PUT') this.#ownSeenAt = now;
+      if (operation !== 'PUT') return;
+      // Back after a gap (a server restart, a network cut): everyone's renewals were out of
+      // sight too. Each gets a full lease from now to show up before it counts as lapsed.
+      if (now - this.#ownSeenAt > this.leaseMs) for (const known of this.#known.values()) known.seenAt = now;
+      this.#ownSeenAt = now;
       return;
     }
     if (operation !== 'PUT') {

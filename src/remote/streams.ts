@@ -43,8 +43,13 @@ export async function ensureWorkQueueStream(jsm: JetStreamManager, name: string,
       duplicate_window: nanos(DUPLICATE_WINDOW_MS),
     });
   } catch (error) {
-    // Another process created it between our look and our add.
-    if (!String((error as Error).message).includes('already in use')) throw error;
+    // Another process created it between our look and our add: 2.9 says so as "name already
+    // in use" or as "subjects overlap", depending on the timing. Either way it is there now.
+    const exists = await jsm.streams.info(name).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) throw error;
   }
 }
 

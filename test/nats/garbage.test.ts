@@ -7,6 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { createOrchestrator } from '../../src/runtime/orchestrator.js';
+import { createMemoryLogger } from '../unit/runtime/helpers.js';
 import { Packr } from 'msgpackr';
 import { parseMessage } from '../../src/codec.js';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
@@ -87,5 +90,49 @@ describe('garbage on every subject', () => {
     const flowEnds = events.flowEvents().filter((e) => e.state.name === 'Completed');
     expect(flowEnds.length).toBeGreaterThanOrEqual(1);
     await tap.close();
+  });
+
+  it('crashes no process serving flows, and loses no run, with garbage in the flow queue and the run records', async () => {
+    const { processes, server, owner } = fixture;
+    await processes.startWorker(server.url, 4);
+    const { logger, records } = createMemoryLogger();
+    const standbyConnection = await connect({ servers: server.url });
+    const standby = createOrchestrator({ nats: standbyConnection, execution: 'local', durable: { leaseMs: 500 }, logger });
+    const tap = await connect({ servers: server.url });
+    try {
+      await standby.serveFlows({ flows: [spread] });
+      const first = owner.start(spread, 10, 0);
+      await first.result();
+      const take = { v: 1, type: 'flow.take', flowName: 'spread', reason: 'resume' };
+      const durableGarbage = [
+        ...garbage(),
+        packr.pack({ ...take, flowRunId: 'no-such-run' }),
+        packr.pack({ ...take, flowRunId: first.id }),
+        packr.pack({ ...take, flowRunId: first.id, flowName: 'other-flow' }),
+        packr.pack({ ...take, flowRunId: 42, reason: 'because' }),
+      ];
+      const js = jetstream(tap);
+      for (const subject of ['tenaz.flowq.spread', 'tenaz.flowq.no-such-flow']) {
+        for (const bytes of durableGarbage) await js.publish(subject, bytes).catch(() => {});
+      }
+      // Straight into the KV buckets' streams: records, journal entries, active runs and leases that do not parse.
+      for (const subject of [`$KV.tenaz_runs.${first.id}-x`, `$KV.tenaz_runs.garbage`, `$KV.tenaz_journal.${first.id}/7`, '$KV.tenaz_active.garbage', '$KV.tenaz_owners.garbage']) {
+        for (const bytes of garbage().slice(0, 9)) await js.publish(subject, bytes).catch(() => {});
+      }
+
+      // Runs go on, and are recorded and listed as before.
+      const second = owner.start(spread, 10, 0);
+      expect(await second.result()).toHaveLength(10);
+      const listed = await standby.runs.list();
+      const ours = listed.filter((record) => record.id === first.id || record.id === second.id);
+      expect(ours.map((record) => record.state.name)).toEqual(['Completed', 'Completed']);
+      expect(listed.every((record) => record.state.name === 'Completed')).toBe(true);
+      expect((await standby.runs.show(first.id)).run.state.name).toBe('Completed');
+      await waitFor(() => records.some((r) => /flow queue message|does not parse|garbled|owner lease/.test(String(r.msg))), 10_000, 'garbage reported');
+    } finally {
+      await tap.close();
+      await standby.close();
+      await standbyConnection.close();
+    }
   });
 });

@@ -13,6 +13,7 @@
  * Bytes in the store are untrusted: a record that does not parse is reported and
  * skipped by its reader, never trusted.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { STATE_TYPE_BY_NAME, type RunState, type StateName, type StateType } from '../../actors/state.js';
 
@@ -85,6 +86,16 @@ export interface ActiveEntry {
   flowName: string;
   /** Empty while the run waits for a process to take it. */
   owner: string;
+}
+
+/**
+ * A subflow's id follows from its parent's and its position among the parent's calls,
+ * so that a resumed parent calls the same subflow run again and finds its journal.
+ */
+export function subflowRunId(parentId: string, position: number): string {
+  const hex = createHash('sha256').update(`${parentId}/${position}`).digest('hex');
+  // Shaped as a UUID (version 8: custom), as every other run id is.
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 export function journalKey(flowRunId: string | undefined, positionOrTaskRunId: number | string): string {

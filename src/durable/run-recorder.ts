@@ -24,6 +24,7 @@ import {
   appendHistory,
   journalKey,
   parseFlowRunRecord,
+  subflowRunId,
   parseTaskRunRecord,
   snapshotRecord,
   type ActiveEntry,
@@ -190,15 +191,34 @@ export class RunRecorder {
   async lookup(flowRunId: string, position: number, taskName: string): Promise<JournalLookup> {
     const key = journalKey(flowRunId, position);
     const entry = await this.#store.get(JOURNAL_BUCKET, key);
-    if (entry === null) return { kind: 'miss', revision: 0 };
+    if (entry === null) {
+      // No task was called here before; a subflow may have been.
+      const subflow = await this.#store.get(RUNS_BUCKET, subflowRunId(flowRunId, position));
+      const flowName = subflow === null ? undefined : parseFlowRunRecord(subflow.value)?.flowName;
+      return flowName === undefined ? { kind: 'miss', revision: 0 } : { kind: 'conflict', recordedTaskName: `subflow '${flowName}'`, revision: 0 };
+    }
     const record = parseTaskRunRecord(entry.value);
     if (record === null) {
       this.#garbled.drop({ bucket: JOURNAL_BUCKET, key, revision: entry.revision });
       return { kind: 'miss', revision: entry.revision };
     }
-    if (record.taskName !== taskName) return { kind: 'conflict', recordedTaskName: record.taskName, revision: entry.revision };
+    if (record.taskName !== taskName) return { kind: 'conflict', recordedTaskName: `task '${record.taskName}'`, revision: entry.revision };
     if (record.hasResult && (record.state.name === 'Completed' || record.state.name === 'Cached')) return { kind: 'hit', record, revision: entry.revision };
     return { kind: 'miss', revision: entry.revision };
+  }
+
+  /**
+   * What was called before at the position of a resumed run's subflow, when it was
+   * not this flow: `task 'x'` or `subflow 'y'`; `undefined` when it was this flow or nothing.
+   */
+  async subflowConflict(parentId: string, position: number, subflowId: string, flowName: string): Promise<string | undefined> {
+    const task = await this.#store.get(JOURNAL_BUCKET, journalKey(parentId, position));
+    const taskName = task === null ? undefined : parseTaskRunRecord(task.value)?.taskName;
+    if (taskName !== undefined) return `task '${taskName}'`;
+    const entry = await this.#store.get(RUNS_BUCKET, subflowId);
+    const recorded = entry === null ? undefined : parseFlowRunRecord(entry.value)?.flowName;
+    if (recorded !== undefined && recorded !== flowName) return `subflow '${recorded}'`;
+    return undefined;
   }
 
   /** Stops writing (the process closes); what was not written is dropped. */

@@ -4,7 +4,7 @@
  * attempt; tracks the task runs and subflows it started; publishes each
  * transition and settles the caller's handle.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -19,12 +19,13 @@ import {
   ParameterValidationError,
   RestartIntensityError,
   UnserializableResultError,
+  NonDeterminismError,
   toError,
   toWireError,
 } from '../errors.js';
 import type { FlowStateEvent } from '../events.js';
 import type { RecordedFlowRun } from '../durable/run-recorder.js';
-import type { FlowRunRecord, RecordedError } from '../durable/records.js';
+import { subflowRunId, type FlowRunRecord, type RecordedError } from '../durable/records.js';
 import { computeRetryDelay } from '../retry.js';
 import { deferBody, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
 import { createDeferred } from './deferred.js';
@@ -33,15 +34,6 @@ import type { FlowDefinition } from './definitions.js';
 import type { Engine, SupervisorActor } from './engine.js';
 import { generateRunName } from '../names.js';
 
-/**
- * A subflow's id follows from its parent's and its position among the parent's calls,
- * so that a resumed parent calls the same subflow run again and finds its journal.
- */
-function subflowRunId(parentId: string, position: number): string {
-  const hex = createHash('sha256').update(`${parentId}/${position}`).digest('hex');
-  // Shaped as a UUID (version 8: custom), as every other run id is.
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-}
 
 /** A run started by a flow run: a task run or a subflow. */
 export interface ChildRun {
@@ -271,6 +263,18 @@ export class FlowRunRuntime implements RecordedFlowRun {
 
   async #runAttempt(attempt: number, controller: LazyAbort): Promise<unknown> {
     const args = this.#validatedArgs();
+    // A subflow of a resumed run: the call at its position must have been this flow before.
+    if (this.resumed && this.parent && this.#engine.durable) {
+      const conflict = await this.#engine.durable.subflowConflict(this.parent.id, this.position!, this.id, this.flowName);
+      if (conflict !== undefined) {
+        const error = new NonDeterminismError(
+          `flow run '${this.parent.name}' resumed and its call #${this.position! + 1} is subflow '${this.flowName}', but it was ${conflict} before: ` +
+            'a flow must call its tasks and subflows in the same order on every run (see "Durable runs" in the README)',
+        );
+        this.parent.nonDeterministic(error);
+        throw error;
+      }
+    }
     const context: InternalRunContext = {
       orchestrator: this.#engine.orchestrator,
       flowRun: this.info,

@@ -287,8 +287,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
         }
         if (found.kind === 'miss') return this.#send({ type: 'journal.miss' });
         this.#lastError = new NonDeterminismError(
-          `flow run '${flowRun.name}' resumed and its call #${this.position! + 1} is task '${this.taskName}', but it was task '${found.recordedTaskName}' before: ` +
-            'a flow must call its tasks in the same order on every run (see "Durable runs" in the README)',
+          `flow run '${flowRun.name}' resumed and its call #${this.position! + 1} is task '${this.taskName}', but it was ${found.recordedTaskName} before: ` +
+            'a flow must call its tasks and subflows in the same order on every run (see "Durable runs" in the README)',
         );
         flowRun.nonDeterministic(this.#lastError);
         this.#send({ type: 'journal.conflict', error: toWireError(this.#lastError) });

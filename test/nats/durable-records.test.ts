@@ -220,6 +220,35 @@ describe('a resumed flow run with a subflow', { timeout: 20_000 }, () => {
   });
 });
 
+describe('a resumed flow run whose calls changed order around a subflow', { timeout: 20_000 }, () => {
+  it('fails with NonDeterminismError when a task is called where a subflow was', async () => {
+    const namespace = `records${++namespaces}`;
+    const { logger } = createMemoryLogger();
+    const ownerConnection = await connect({ servers: server.url });
+    const owner = createOrchestrator({ nats: ownerConnection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    const standby = createOrchestrator({ nats: connection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    try {
+      const hang = task({ name: 'hang-step' }, async () => sleep(60_000, undefined, { signal: getRunContext().signal }).catch(() => 0));
+      const quick = task({ name: 'quick-step' }, async (what: string) => what);
+      const inner = flow({ name: 'inner-hanging' }, async () => hang());
+      // Resumed in the standby, the flow calls a task where it called the subflow.
+      const fickle = flow({ name: 'subflow-fickle' }, async () => [await quick('a'), getRunContext().orchestrator === standby ? await quick('b') : await inner()]);
+      await standby.serveFlows({ flows: [fickle] });
+      const run = owner.start(fickle);
+      await waitFor(() => owner.activeRuns >= 3, 10_000, 'the subflow running');
+      await sleep(300);
+      await ownerConnection.close();
+      const record = await waitForRecord(standby, run.id);
+      expect(record.state.name).toBe('Failed');
+      expect(record.error).toMatchObject({ name: 'NonDeterminismError' });
+      expect(record.error?.message).toMatch(/call #2 is task 'quick-step', but it was subflow 'inner-hanging' before/);
+    } finally {
+      await standby.close();
+      await owner.close().catch(() => {});
+    }
+  });
+});
+
 async function waitForRecord(orchestrator: Orchestrator, id: string): Promise<FlowRunRecord> {
   const deadline = Date.now() + 8_000;
   for (;;) {

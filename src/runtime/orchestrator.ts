@@ -91,6 +91,12 @@ export interface DurableRunOptions extends DurableOptions {
    * least 300): once it lapses, a process serving the flow takes the run over. @default 3000
    */
   leaseMs?: number;
+  /**
+   * How long run records (and cached results) are kept after their last write, in ms; 0
+   * keeps them for ever. Applies to the KV buckets this process creates. A flow run that
+   * goes this long without a transition loses its record. @default 30 days
+   */
+  keepMs?: number;
 }
 
 /** Which flows `serveFlows()` serves. */
@@ -108,6 +114,8 @@ export interface WatchOptions extends EventFilter {
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3_000;
 const MIN_HEARTBEAT_TIMEOUT_MS = 100;
 const DEFAULT_CLAIM_WARNING_MS = 10_000;
+/** How long run records are kept after their last write, by default, in ms: 30 days. */
+const DEFAULT_KEEP_MS = 30 * 24 * 60 * 60 * 1000;
 /** How long a closing orchestrator waits for run records still being written, in ms. */
 const RECORD_FLUSH_GRACE_MS = 5_000;
 
@@ -214,12 +222,14 @@ export class Orchestrator implements AsyncDisposable {
         claimWarningMs,
       };
     }
+    const durableOption = options.durable ?? (nats !== undefined && execution === 'workers');
+    const durableOptions = typeof durableOption === 'object' ? durableOption : {};
+    const keepMs = durableOptions.keepMs ?? DEFAULT_KEEP_MS;
+    if (!Number.isFinite(keepMs) || keepMs < 0) throw new InvalidArgumentError(`durable.keepMs must be a number of ms (0: for ever), got ${durableOptions.keepMs}`);
     const store =
       options.store ??
       // Over NATS the cache and the run records live in JetStream KV, so every process sees them.
-      (nats ? createKvStore({ connection: nats, namespace, logger, now: options.now }) : createMemoryStore({ now: options.now }));
-    const durableOption = options.durable ?? (nats !== undefined && execution === 'workers');
-    const durableOptions = typeof durableOption === 'object' ? durableOption : {};
+      (nats ? createKvStore({ connection: nats, namespace, logger, now: options.now, bucketMaxAgeMs: keepMs }) : createMemoryStore({ now: options.now }));
     this.#leaseMs = durableOptions.leaseMs ?? DEFAULT_LEASE_MS;
     if (!Number.isFinite(this.#leaseMs) || this.#leaseMs < MIN_LEASE_MS) {
       throw new InvalidArgumentError(`durable.leaseMs must be at least ${MIN_LEASE_MS}, got ${durableOptions.leaseMs}`);

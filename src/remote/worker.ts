@@ -408,7 +408,7 @@ export class TaskWorker implements AsyncDisposable {
           continue;
         }
         if (err instanceof ClosedError || Date.now() > deadline) {
-          this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, err }, 'could not hand the outcome to the owner; the owner restarts the task run');
+          this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, err }, 'could not hand the outcome to the owner; the task run runs again: restarted by its owner, or, if the owner died, by the process that resumes its flow run');
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, backoffMs));

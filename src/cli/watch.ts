@@ -11,6 +11,7 @@ import { createRootLogger } from '../log.js';
 import { createSubjects } from '../subjects.js';
 import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { CliError } from './errors.js';
+import { NoHistoryError } from '../history.js';
 import { createEventFormatter } from './format-event.js';
 import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
 import { note, type CliStreams } from './streams.js';
@@ -66,7 +67,13 @@ export async function watchCommand(options: WatchCommandOptions, io: CliStreams)
     note(io, `watching ${subject} on ${server ?? 'NATS'}${since === undefined ? '' : `, from ${options.since} in the history`}`);
     const format = createEventFormatter({ json: options.json, colorize: io.stdout.isTTY === true && !process.env.NO_COLOR });
     // The orchestrator validates what comes off the wire: only run events get here.
-    for await (const event of events) io.stdout.write(`${format(event)}\n`);
+    try {
+      for await (const event of events) io.stdout.write(`${format(event)}\n`);
+    } catch (error) {
+      // Nothing was ever kept: a user's matter (start a process that owns runs first), not a crash.
+      if (error instanceof NoHistoryError) throw new CliError(`${error.message}; it is made by the first process that runs flows over NATS`, { cause: error, exitCode: 1 });
+      throw error;
+    }
     if (stopped) return 0;
     note(io, 'the event subscription ended');
     return 1;

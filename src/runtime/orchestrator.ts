@@ -167,6 +167,8 @@ export class Orchestrator implements AsyncDisposable {
   readonly #nats: NatsConnection | undefined;
   readonly #workers = new Set<TaskWorker>();
   #history = false;
+  #historyOption: HistoryOptions | false | undefined;
+  #historyStarted = false;
   #control: Subscription | undefined;
   #controlDrops: DropCounter | undefined;
   /** Settles once the history stream exists (or could not be made). */
@@ -264,16 +266,26 @@ export class Orchestrator implements AsyncDisposable {
     };
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#history = nats !== undefined && options.history !== false;
-    // Only a process that runs flows with their tasks on workers makes the history stream:
-    // workers and observers may not have the right to (see deploy/nats/auth.conf).
-    if (nats !== undefined && options.history !== false && remote !== undefined) {
-      const history = options.history;
-      // In the background (connectOrchestrator waits for it): events published before
-      // the stream exists are simply not in the history.
-      this.#historyReady = jetstreamManager(nats)
-        .then((jsm) => ensureEventsStream(jsm, subjects, history))
-        .catch((err: unknown) => engineLogger.warn({ err }, 'could not create the event history stream; events are not kept'));
-    }
+    // Only processes that own runs make the history stream (those that dispatch tasks to
+    // workers, and those that serve flows): workers and observers may not have the right to
+    // (see deploy/nats/auth.conf).
+    this.#historyOption = options.history;
+    if (remote !== undefined) this.#keepHistory();
+  }
+
+  /**
+   * Makes the event history stream, once, in the background (connectOrchestrator waits for
+   * it): events published before the stream exists are simply not in the history.
+   */
+  #keepHistory(): void {
+    const nats = this.#nats;
+    if (nats === undefined || this.#historyOption === false || this.#historyStarted) return;
+    this.#historyStarted = true;
+    const { subjects, engineLogger } = this.#engine;
+    const history = this.#historyOption;
+    this.#historyReady = jetstreamManager(nats)
+      .then((jsm) => ensureEventsStream(jsm, subjects, history))
+      .catch((err: unknown) => engineLogger.warn({ err }, 'could not create the event history stream; events are not kept'));
   }
 
   /** Flow runs owned here can be cancelled from any process (`tenaz runs cancel`): listen once there is one. */
@@ -346,6 +358,9 @@ export class Orchestrator implements AsyncDisposable {
     if (!this.#nats) throw new NatsRequiredError('serving flows needs an orchestrator connected to NATS');
     const server = this.#durableServices();
     if (!server) throw new InvalidArgumentError('serving flows needs durable runs (option durable)');
+    // The runs it takes are owned here: their events belong in the history, as any owner's.
+    this.#keepHistory();
+    await this.#historyReady;
     await server.serve(resolveFlows(options.flows));
   }
 

@@ -8,8 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import type { FlowRunRecord } from '../../src/durable/records.js';
 import type { FlowRunDetails } from '../../src/durable/run-admin.js';
-import { createRootLogger } from '../../src/log.js';
-import { connectOrchestrator } from '../../src/runtime/orchestrator.js';
 import { TenazProcesses, type TenazProcess } from '../fixtures/nats/tenaz-process.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { HitServer } from '../support/processes.js';
@@ -29,12 +27,7 @@ const shared = new TenazProcesses();
 beforeAll(async () => {
   server = await startNatsServer();
   await hits.start();
-  // The event history, as any process running flows with execution 'workers' makes it. Without one,
-  // `RunAdmin.wait()` (behind --wait) subscribes to live events only once it iterates, after reading
-  // the record, and waits forever for a run that ended in between. With one the window is narrower,
-  // not gone (a run's end is published before its record is written): runs waited for here take a while.
-  const orchestrator = await connectOrchestrator({ nats: server.url, execution: 'workers', logger: createRootLogger({ level: 'silent' }) });
-  await orchestrator.close();
+  // The worker serving the flows makes the event history, as every process owning runs does.
   await shared.spawn(['worker', DURABLE, '--nats', server.url]).waitFor('stderr', SERVING);
 });
 afterAll(async () => {
@@ -135,6 +128,17 @@ describe('tenaz start and tenaz runs over NATS', { timeout: 30_000 }, () => {
     expect(hits.hits.filter((hit) => hit.pid === result.pid).map((hit) => hit.what)).toEqual(['step-0', 'step-1', 'step-2']);
   });
 
+  it('replays the run from the history the serving worker keeps, and says so in one line where there is none', async (context) => {
+    const processes = processesOf(context);
+    const watch = processes.spawn(['watch', '--since', '1', '--run', completedId, '--kind', 'flow', '--json', '--nats', server.url]);
+    await watch.waitFor('stdout', /"name":"Completed"/);
+    const states = watch.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { state: { name: string } }).state.name);
+    expect(states).toEqual(['Scheduled', 'Pending', 'Running', 'Completed']);
+    const none = await tenaz(processes, ['watch', '--since', '1', '--namespace', 'nothing-kept']);
+    expect(none.code).toBe(1);
+    expect(none.stderr.trimEnd().split('\n').at(-1)).toMatch(/^tenaz: no event history on this server \(stream nothing-kept_events\).*made by the first process that runs flows over NATS$/);
+  });
+
   it('lists the run Completed, and not among the Failed ones', async (context) => {
     const processes = processesOf(context);
     const [all, failed, json] = await Promise.all([
@@ -180,7 +184,7 @@ describe('tenaz start and tenaz runs over NATS', { timeout: 30_000 }, () => {
 
   it('fails a run whose parameters the flow rejects, and a retry fails it again, as attempt 2', async (context) => {
     const processes = processesOf(context);
-    // Without --wait: such a run ends at once, maybe before `RunAdmin.wait()` watches (see beforeAll).
+    // Without --wait, to see the run queued first and then ended by the worker.
     const start = await tenaz(processes, ['start', 'durable-steps', ...stepsArgs(-1)]);
     expect(start.code, start.stderr).toBe(0);
     const id = start.stdout.trim();

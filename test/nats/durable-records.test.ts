@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flow, getRunContext, task } from '../../src/index.js';
-import { createOrchestrator, type Orchestrator } from '../../src/runtime/orchestrator.js';
+import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { RunRecorder, type RecordedFlowRun } from '../../src/durable/run-recorder.js';
 import { RUNS_BUCKET, type FlowRunRecord } from '../../src/durable/records.js';
 import type { FlowStateEvent } from '../../src/events.js';
@@ -49,6 +49,28 @@ function flowEvent(id: string, seq: number, name: 'Pending' | 'Running' | 'Compl
 function recorder(namespace: string, ownerId = randomUUID()): RunRecorder {
   const { logger } = createMemoryLogger();
   return new RunRecorder({ store: createKvStore({ connection, namespace, logger }), ownerId, logger, now: Date.now, writeWindowMs: 5 });
+}
+
+/**
+ * An owner with a connection of its own (closing it is the owner "dying") and a standby
+ * orchestrator, in a fresh namespace, with short leases.
+ */
+async function ownerAndStandby(logger = createMemoryLogger().logger) {
+  const namespace = `records${++namespaces}`;
+  const ownerConnection = await connect({ servers: server.url });
+  const durable = { leaseMs: 500 };
+  const owner = createOrchestrator({ nats: ownerConnection, namespace, execution: 'local', durable, logger });
+  const standby = createOrchestrator({ nats: connection, namespace, execution: 'local', durable, logger });
+  return {
+    owner,
+    standby,
+    /** The owner dies: its connection goes, its lease lapses. */
+    kill: () => ownerConnection.close(),
+    close: async () => {
+      await standby.close();
+      await owner.close().catch(() => {});
+    },
+  };
 }
 
 describe('run records in JetStream KV', { timeout: 20_000 }, () => {
@@ -99,11 +121,9 @@ describe('run records in JetStream KV', { timeout: 20_000 }, () => {
   });
 
   it('reports and skips garbled records; a resumed run re-runs a call whose record is garbled', async (context) => {
-    const namespace = `records${++namespaces}`;
     const { logger, records } = createMemoryLogger();
-    const ownerConnection = await connect({ servers: server.url });
-    const owner = createOrchestrator({ nats: ownerConnection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
-    const server2 = createOrchestrator({ nats: connection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    const { owner, standby: server2, kill, close } = await ownerAndStandby(logger);
+    const namespace = owner.namespace;
     context.onTestFailed(() => console.info(records.map((r) => `${r.msg} ${JSON.stringify(r).slice(0, 300)}`).join('\n')));
     try {
       const calls: number[] = [];
@@ -131,14 +151,13 @@ describe('run records in JetStream KV', { timeout: 20_000 }, () => {
       expect(records.some((record) => /does not parse|garbled/.test(String(record.msg)))).toBe(true);
 
       // The owner "dies": its connection goes, its lease lapses, the serving orchestrator resumes the run.
-      await ownerConnection.close();
-      const record = await waitForRecord(server2, run.id);
+      await kill();
+      const record = await server2.runs.wait(run.id);
       expect(record.state.name).toBe('Completed');
       expect(record.result).toBe(1);
       expect(calls).toEqual([0, 1, 0, 1]);
     } finally {
-      await server2.close();
-      await owner.close().catch(() => {});
+      await close();
     }
   });
 });
@@ -186,11 +205,7 @@ describe('the flow queue', { timeout: 20_000 }, () => {
 
 describe('a resumed flow run with a subflow', { timeout: 20_000 }, () => {
   it('runs the same subflow run again, reading back the task runs it had completed', async () => {
-    const namespace = `records${++namespaces}`;
-    const { logger } = createMemoryLogger();
-    const ownerConnection = await connect({ servers: server.url });
-    const owner = createOrchestrator({ nats: ownerConnection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
-    const server2 = createOrchestrator({ nats: connection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    const { owner, standby: server2, kill, close } = await ownerAndStandby();
     try {
       const calls: string[] = [];
       const work = task({ name: 'sub-step' }, async (what: string) => {
@@ -205,8 +220,8 @@ describe('a resumed flow run with a subflow', { timeout: 20_000 }, () => {
       await waitFor(() => calls.includes('inner-1'), 10_000, 'the subflow\'s second step started');
       const subflowId = (await server2.runs.list()).find((record) => record.flowName === 'inner-flow')?.id;
 
-      await ownerConnection.close();
-      const record = await waitForRecord(server2, run.id);
+      await kill();
+      const record = await server2.runs.wait(run.id);
       expect(record.state.name).toBe('Completed');
       expect(record.result).toEqual(['outer-0', 'inner-0', 'inner-1']);
       // Only the step in flight ran twice; the subflow kept its id.
@@ -214,19 +229,14 @@ describe('a resumed flow run with a subflow', { timeout: 20_000 }, () => {
       const subflows = (await server2.runs.list()).filter((r) => r.flowName === 'inner-flow');
       expect(subflows.map((r) => [r.id, r.state.name])).toEqual([[subflowId, 'Completed']]);
     } finally {
-      await server2.close();
-      await owner.close().catch(() => {});
+      await close();
     }
   });
 });
 
 describe('a resumed flow run whose calls changed order around a subflow', { timeout: 20_000 }, () => {
   it('fails with NonDeterminismError when a task is called where a subflow was', async () => {
-    const namespace = `records${++namespaces}`;
-    const { logger } = createMemoryLogger();
-    const ownerConnection = await connect({ servers: server.url });
-    const owner = createOrchestrator({ nats: ownerConnection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
-    const standby = createOrchestrator({ nats: connection, namespace, execution: 'local', durable: { leaseMs: 500 }, logger });
+    const { owner, standby, kill, close } = await ownerAndStandby();
     try {
       const hang = task({ name: 'hang-step' }, async () => sleep(60_000, undefined, { signal: getRunContext().signal }).catch(() => 0));
       const quick = task({ name: 'quick-step' }, async (what: string) => what);
@@ -237,24 +247,13 @@ describe('a resumed flow run whose calls changed order around a subflow', { time
       const run = owner.start(fickle);
       await waitFor(() => owner.activeRuns >= 3, 10_000, 'the subflow running');
       await sleep(300);
-      await ownerConnection.close();
-      const record = await waitForRecord(standby, run.id);
+      await kill();
+      const record = await standby.runs.wait(run.id);
       expect(record.state.name).toBe('Failed');
       expect(record.error).toMatchObject({ name: 'NonDeterminismError' });
       expect(record.error?.message).toMatch(/call #2 is task 'quick-step', but it was subflow 'inner-hanging' before/);
     } finally {
-      await standby.close();
-      await owner.close().catch(() => {});
+      await close();
     }
   });
 });
-
-async function waitForRecord(orchestrator: Orchestrator, id: string): Promise<FlowRunRecord> {
-  const deadline = Date.now() + 8_000;
-  for (;;) {
-    const record = await orchestrator.runs.get(id);
-    if (['Completed', 'Failed', 'Crashed', 'Cancelled', 'TimedOut'].includes(record.state.name)) return record;
-    if (Date.now() > deadline) throw new Error(`flow run still ${record.state.name}: ${JSON.stringify(record)}`);
-    await sleep(100);
-  }
-}

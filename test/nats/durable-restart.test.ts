@@ -7,8 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flow, getRunContext, task } from '../../src/index.js';
-import { createOrchestrator, type Orchestrator } from '../../src/runtime/orchestrator.js';
-import type { FlowRunRecord } from '../../src/durable/records.js';
+import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { createMemoryLogger } from '../unit/runtime/helpers.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { waitFor } from '../support/nats-fixture.js';
@@ -58,7 +57,7 @@ describe('leases across a server restart', { timeout: 40_000 }, () => {
 
       // Now the owner really goes: the standby, whose watch of leases outlived the restart, takes over.
       await ownerConnection.close();
-      const record = await waitForEnd(standby, run.id);
+      const record = await standby.runs.wait(run.id);
       expect(record).toMatchObject({ state: { name: 'Completed' }, result: ['first', 'second'], owner: standby.ownerId, resumes: 1 });
       expect(calls).toEqual(['first', 'second', 'second']);
     } finally {
@@ -68,13 +67,3 @@ describe('leases across a server restart', { timeout: 40_000 }, () => {
     }
   });
 });
-
-async function waitForEnd(orchestrator: Orchestrator, id: string): Promise<FlowRunRecord> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const record = await orchestrator.runs.get(id);
-    if (['Completed', 'Failed', 'Crashed', 'Cancelled', 'TimedOut'].includes(record.state.name)) return record;
-    if (Date.now() > deadline) throw new Error(`flow run still ${record.state.name}: ${JSON.stringify(record)}`);
-    await sleep(100);
-  }
-}

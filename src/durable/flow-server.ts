@@ -17,7 +17,7 @@ import type { Subjects } from '../subjects.js';
 import type { FlowDefinition } from '../runtime/definitions.js';
 import { ensureFlowConsumer, ensureFlowsStream, enqueueFlowRun, flowTakeSchema, type FlowTake } from './flow-queue.js';
 import type { OwnerDirectory } from './owners.js';
-import { toFlowArgs } from '../cli/params.js';
+import { toFlowArgs } from '../runtime/flow-args.js';
 import { ACTIVE_BUCKET, RUNS_BUCKET, parseActiveEntry, parseFlowRunRecord, type FlowRunRecord } from './records.js';
 import { endRun } from './end-run.js';
 import type { RunRecorder } from './run-recorder.js';

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Warning } from './nats-log.js';
+import { untilReady } from '../test/support/processes.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./nats-worker.ts', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
@@ -50,21 +51,7 @@ export class WorkerProcesses {
         resolve(code ?? signal);
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`${mode} worker not ready in ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-        out += chunk;
-        if (out.includes('READY')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      void exited.then((how) => {
-        clearTimeout(timer);
-        reject(new Error(`${mode} worker exited (${how}) before it was ready: ${this.stderr.map((s) => s.text).join('\n')}`));
-      });
-    });
+    await untilReady(child, exited, READY_TIMEOUT_MS, () => `${mode} worker: ${this.stderr.map((s) => s.text).join('\n')}`);
     return { pid: child.pid!, mode, exited, kill: () => child.kill('SIGKILL') };
   }
 

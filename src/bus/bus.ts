@@ -9,6 +9,7 @@
  * to every subscriber, so subscribers must treat messages as read-only; the NATS
  * bus encodes them with msgpackr on the wire.
  */
+import { ClosedError, InvalidArgumentError } from '../errors.js';
 
 /** A message on the bus: a plain map with a version field. */
 export interface BusMessage {
@@ -71,4 +72,18 @@ export interface Bus {
   /** Closes now; subscriptions end. Idempotent. */
   close(): Promise<void>;
   readonly isClosed: boolean;
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+
+/**
+ * What every bus checks before a request: the options with their defaults, or the
+ * error to reject with (a closed bus, a bad timeout). Requests reject rather than
+ * throw: callers handle one failure channel, as nats.js does.
+ */
+export function checkRequest(closed: boolean, options: RequestOptions): { timeoutMs: number; signal: AbortSignal | undefined } | Error {
+  if (closed) return new ClosedError('bus is closed');
+  const { timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, signal } = options;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return new InvalidArgumentError(`timeoutMs must be a positive number, got ${String(timeoutMs)}`);
+  return { timeoutMs, signal };
 }

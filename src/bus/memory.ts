@@ -5,9 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ClosedError, IllegalStateError, InvalidArgumentError, NoRespondersError, TimeoutError } from '../errors.js';
-import type { Bus, BusMessage, Delivery, RequestOptions, SubscribeOptions, Subscription } from './bus.js';
-import { DeliveryQueue } from './delivery-queue.js';
+import { ClosedError, InvalidArgumentError, NoRespondersError, TimeoutError } from '../errors.js';
+import { QueuedSubscription } from './queued-subscription.js';
+import { checkRequest, type Bus, type BusMessage, type Delivery, type RequestOptions, type SubscribeOptions, type Subscription } from './bus.js';
 
 /** Options of the in-memory bus. */
 export interface MemoryBusOptions {
@@ -15,7 +15,6 @@ export interface MemoryBusOptions {
   logger?: Logger;
 }
 
-const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 /** Deliveries per turn before yielding to the event loop, so timers still fire under load. */
 const MAX_DELIVERIES_PER_TURN = 10_000;
 const WHITESPACE = /\s/;
@@ -123,12 +122,9 @@ export class MemoryBus implements Bus {
   }
 
   request(subject: string, message: BusMessage, options: RequestOptions = {}): Promise<Delivery> {
-    // Rejections rather than throws: callers handle one failure channel, as nats.js does.
-    if (this.#closed) return Promise.reject(new ClosedError('bus is closed'));
-    const { timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, signal } = options;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      return Promise.reject(new InvalidArgumentError(`timeoutMs must be a positive number, got ${String(timeoutMs)}`));
-    }
+    const checked = checkRequest(this.#closed, options);
+    if (checked instanceof Error) return Promise.reject(checked);
+    const { timeoutMs, signal } = checked;
     let tokens: string[];
     try {
       tokens = parseSubject(subject, false);
@@ -281,31 +277,20 @@ export class MemoryBus implements Bus {
 }
 
 /** One subscription; iterable unless it has a callback. */
-class MemorySubscription implements Subscription {
-  readonly subject: string;
+class MemorySubscription extends QueuedSubscription {
   readonly tokens: readonly string[];
   readonly queue: string | undefined;
   /** Whether the bus still routes to it; owned by the bus. */
   indexed = true;
-  readonly #callback: ((delivery: Delivery) => void) | undefined;
   readonly #max: number;
-  readonly #logger: Logger | undefined;
-  readonly #onEnd: (sub: MemorySubscription) => void;
   #routed = 0;
   #delivered = 0;
-  #ended = false;
-  readonly #queue = new DeliveryQueue();
-  #resolveClosed!: () => void;
-  readonly #closedPromise = new Promise<void>((resolve) => (this.#resolveClosed = resolve));
 
   constructor(subject: string, tokens: readonly string[], options: SubscribeOptions, logger: Logger | undefined, onEnd: (sub: MemorySubscription) => void) {
-    this.subject = subject;
+    super(subject, options.callback, logger, onEnd as (sub: QueuedSubscription) => void);
     this.tokens = tokens;
     this.queue = options.queue;
-    this.#callback = options.callback;
     this.#max = options.max ?? Infinity;
-    this.#logger = logger;
-    this.#onEnd = onEnd;
   }
 
   /** Counts a message routed here; true once `max` is reached and routing must stop. */
@@ -314,45 +299,15 @@ class MemorySubscription implements Subscription {
   }
 
   deliver(delivery: Delivery): void {
-    if (this.#ended) return;
+    if (this.ended) return;
     this.#delivered++;
-    if (this.#callback !== undefined) {
-      try {
-        this.#callback(delivery);
-      } catch (err) {
-        this.#logger?.warn({ err, subject: this.subject }, 'subscription callback threw');
-      }
-    } else {
-      this.#queue.push(delivery);
-    }
+    this.hand(delivery);
     if (this.#delivered >= this.#max) this.end();
   }
 
   unsubscribe(): void {
     this.end();
   }
-
-  /**
-   * Stops deliveries. Deliveries already buffered for an iterator are still yielded:
-   * they were handed over, and `drain()` promises not to lose them.
-   */
-  end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#onEnd(this);
-    this.#queue.end();
-    this.#resolveClosed();
-  }
-
-  closed(): Promise<void> {
-    return this.#closedPromise;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
-    if (this.#callback !== undefined) throw new IllegalStateError(`subscription to '${this.subject}' has a callback and cannot be iterated`);
-    return this.#queue.iterator(this.subject, () => this.end());
-  }
-
 }
 
 /**

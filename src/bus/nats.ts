@@ -28,7 +28,7 @@ import {
   PayloadTooLargeError,
   TimeoutError,
 } from '../errors.js';
-import type { Bus, BusMessage, Delivery, RequestOptions, SubscribeOptions, Subscription } from './bus.js';
+import { checkRequest, type Bus, type BusMessage, type Delivery, type RequestOptions, type SubscribeOptions, type Subscription } from './bus.js';
 import { parseSubject } from './memory.js';
 import { NatsSubscription } from './nats-subscription.js';
 import { LogThrottle } from '../drop-counter.js';
@@ -64,7 +64,6 @@ export interface NatsBusStats {
   unsent: number;
 }
 
-const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 const DEFAULT_RECONNECT_BUFFER_BYTES = 8 * 1024 * 1024;
 /** At most one warning per interval for each kind of flood (garbage received, publishes discarded). */
 /** The status header the server puts on the reply to a request nobody subscribes to. */
@@ -229,12 +228,9 @@ export class NatsBus implements Bus {
   }
 
   request(subject: string, message: BusMessage, options: RequestOptions = {}): Promise<Delivery> {
-    // Rejections rather than throws, as the memory bus and nats.js do.
-    if (this.#closed) return Promise.reject(new ClosedError('bus is closed'));
-    const { timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, signal } = options;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      return Promise.reject(new InvalidArgumentError(`timeoutMs must be a positive number, got ${String(timeoutMs)}`));
-    }
+    const checked = checkRequest(this.#closed, options);
+    if (checked instanceof Error) return Promise.reject(checked);
+    const { timeoutMs, signal } = checked;
     let data: Uint8Array;
     let prefix: string;
     try {

@@ -36,21 +36,7 @@ export class Processes {
         resolve(code ?? signal);
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`worker not ready in 15 s:\n${logs}`)), 15_000);
-      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-        out += chunk;
-        if (out.includes('READY')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      void exited.then((how) => {
-        clearTimeout(timer);
-        reject(new Error(`worker exited (${how}) before it was ready:\n${logs}`));
-      });
-    });
+    await untilReady(child, exited, 15_000, () => `worker:\n${logs}`);
     return { pid: child.pid!, child, logs: () => logs, exited };
   }
 
@@ -67,6 +53,28 @@ export class Processes {
     );
     await Promise.all(waits);
   }
+}
+
+/**
+ * Resolves once the child writes READY on stdout; rejects when it exits first or
+ * takes longer than `timeoutMs`, with `describe()` saying what it logged.
+ */
+export function untilReady(child: ChildProcess, exited: Promise<unknown>, timeoutMs: number, describe: () => string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`not ready in ${timeoutMs} ms: ${describe()}`)), timeoutMs);
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      if (out.includes('READY')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${String(how)}) before it was ready: ${describe()}`));
+    });
+  });
 }
 
 export interface Hit {

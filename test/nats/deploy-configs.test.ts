@@ -388,6 +388,24 @@ describe('auth.conf', () => {
     for (const p of [worker, watch, run, replay]) expect(p.stdout + p.stderr).not.toMatch(/Permissions Violation/);
   }, 30_000);
 
+  it('serves flows and tasks as the service role, and starts runs by name as the client role, with no permission violation', async (context) => {
+    const processes = new TenazProcesses();
+    context.onTestFinished(() => processes.killAll());
+    const client = url.replace('nats://', 'nats://client:change-me-client@');
+    const service = url.replace('nats://', 'nats://service:change-me-service@');
+    const server = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--nats', service]);
+    await server.waitFor('stderr', /^tenaz: serving flow\(s\) /m);
+    const start = processes.spawn(['start', 'chain', '--param', 'n=2', '--wait', '--nats', client]);
+    expect(await start.exited, start.stderr).toEqual({ code: 0, signal: null });
+    expect(JSON.parse(start.stdout)).toMatchObject({ total: 3 });
+    const ls = processes.spawn(['runs', 'ls', '--nats', client]);
+    expect(await ls.exited, ls.stderr).toEqual({ code: 0, signal: null });
+    expect(ls.stdout).toMatch(/chain\s+Completed/);
+    server.signal('SIGINT');
+    await server.exited;
+    for (const p of [server, start, ls]) expect(p.stdout + p.stderr).not.toMatch(/Permissions Violation/);
+  }, 30_000);
+
   it('refuses a wrong password', async () => {
     await expect(open(url, 'worker', 'wrong')).rejects.toBeInstanceOf(AuthorizationError);
   });

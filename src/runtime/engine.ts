@@ -3,7 +3,7 @@
  * loggers, bus, store, subjects, the provided machines and the registries the
  * machines' implementations look runs up in.
  */
-import type { Actor } from 'xstate';
+import type { Actor, AnyActorRef } from 'xstate';
 import type { Logger } from 'pino';
 import type { flowRunMachine } from '../../actors/flow-run.js';
 import type { supervisorMachine } from '../../actors/supervisor.js';
@@ -37,6 +37,13 @@ export interface Engine {
     readonly flow: typeof flowRunMachine;
     readonly supervisor: typeof supervisorMachine;
   };
+  /**
+   * The parent of the task-run actors that can never set a timer (local, without `timeoutMs`
+   * or `retries`): they share its actor system instead of each making one, which halves
+   * their memory. Actors that may set timers keep a system of their own: XState stops an
+   * actor by scanning every timer of its system.
+   */
+  readonly actorParent: AnyActorRef;
   readonly taskRuns: Map<string, TaskRunRuntime>;
   readonly flowRuns: Map<string, FlowRunRuntime>;
   publishEvent(subject: string, event: RunEvent): void;

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { createActor, fromCallback, type AnyActorRef } from 'xstate';
 import { z } from 'zod';
 import type { Bus, BusMessage, Delivery, Subscription } from '../bus/bus.js';
 import { createMemoryBus } from '../bus/memory.js';
@@ -163,6 +164,7 @@ export class Orchestrator implements AsyncDisposable {
   #flowServer: FlowServer | undefined;
   #runs: RunAdmin | undefined;
   readonly #leaseMs: number;
+  readonly #actorParent: AnyActorRef;
   readonly #ownsLogger: boolean;
   readonly #nats: NatsConnection | undefined;
   readonly #workers = new Set<TaskWorker>();
@@ -240,7 +242,10 @@ export class Orchestrator implements AsyncDisposable {
       durableOption === false
         ? undefined
         : new RunRecorder({ ...durableOptions, store, ownerId: this.ownerId, logger: logger.child({ component: 'tenaz.records' }), now: options.now ?? Date.now });
+    // Ignores what its children tell it (their ends and errors reach their runs through their own subscriptions).
+    this.#actorParent = createActor(fromCallback(({ receive }) => receive(() => {}))).start();
     this.#engine = {
+      actorParent: this.#actorParent,
       durable,
       remote,
       orchestrator: this,
@@ -582,6 +587,7 @@ export class Orchestrator implements AsyncDisposable {
     this.#control?.unsubscribe();
     await this.#engine.bus.drain();
     await this.#engine.store.close();
+    this.#actorParent.stop();
     if (this.#ownsLogger) this.#engine.logger.flush?.();
     this.#resolveClosed();
   }

@@ -77,7 +77,10 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     this.name = `${taskName}-${index}`;
     this.#index = index;
     this.#cacheKey = this.#computeCacheKey();
+    // A run that can never set a timer: no time limit, no retry delay, no heartbeat (local).
+    const untimed = engine.remote === undefined && definition.options.timeoutMs === undefined && definition.options.retries === 0;
     this.#actor = createActor(engine.machines.task, {
+      parent: untimed ? engine.actorParent : undefined,
       input: {
         taskRunId: this.id,
         timeoutMs: definition.options.timeoutMs,

@@ -95,6 +95,9 @@ describe('faults inside the runtime', () => {
     const run = fx.orchestrator.start(main);
     await expect(run.result()).resolves.toBe(42);
     expect(run.state?.name).toBe('Completed');
+    // The task run's actor shares the orchestrator's actor system (no timer to set): its error still reaches the run.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(fx.records.some((r) => r.level === 50 && r.msg === 'An error inside tenaz after the run had finished')).toBe(true);
     await fx.orchestrator.close();
   });
 });

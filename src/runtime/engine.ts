@@ -41,7 +41,8 @@ export interface Engine {
    * The parent of the task-run actors that can never set a timer (local, without `timeoutMs`
    * or `retries`): they share its actor system instead of each making one, which halves
    * their memory. Actors that may set timers keep a system of their own: XState stops an
-   * actor by scanning every timer of its system.
+   * actor by scanning every timer of its system. Their errors reach it, named by the actor's
+   * id (the run's), instead of each actor carrying a subscription of its own.
    */
   readonly actorParent: AnyActorRef;
   readonly taskRuns: Map<string, TaskRunRuntime>;

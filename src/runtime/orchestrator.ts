@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { createActor, fromCallback, type AnyActorRef } from 'xstate';
+import { createActor, fromCallback, type AnyActorRef, type AnyEventObject } from 'xstate';
 import { z } from 'zod';
 import type { Bus, BusMessage, Delivery, Subscription } from '../bus/bus.js';
 import { createMemoryBus } from '../bus/memory.js';
@@ -115,6 +115,8 @@ export interface WatchOptions extends EventFilter {
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3_000;
 const MIN_HEARTBEAT_TIMEOUT_MS = 100;
 const DEFAULT_CLAIM_WARNING_MS = 10_000;
+/** What XState names the event an actor's parent gets when the actor fails: this, then the actor's id. */
+const ACTOR_ERROR_PREFIX = 'xstate.error.actor.';
 /** How long run records are kept after their last write, by default, in ms: 30 days. */
 const DEFAULT_KEEP_MS = 30 * 24 * 60 * 60 * 1000;
 /** How long a closing orchestrator waits for run records still being written, in ms. */
@@ -242,8 +244,15 @@ export class Orchestrator implements AsyncDisposable {
       durableOption === false
         ? undefined
         : new RunRecorder({ ...durableOptions, store, ownerId: this.ownerId, logger: logger.child({ component: 'tenaz.records' }), now: options.now ?? Date.now });
-    // Ignores what its children tell it (their ends and errors reach their runs through their own subscriptions).
-    this.#actorParent = createActor(fromCallback(({ receive }) => receive(() => {}))).start();
+    // The parent of the task-run actors of the shared system: an error of one (an action that
+    // threw) ends its run, whose id is the actor's; their ends need nothing.
+    this.#actorParent = createActor(
+      fromCallback<AnyEventObject>(({ receive }) =>
+        receive((event) => {
+          if (event.type.startsWith(ACTOR_ERROR_PREFIX)) taskRuns.get(event.type.slice(ACTOR_ERROR_PREFIX.length))?.failedInside((event as { error?: unknown }).error);
+        }),
+      ),
+    ).start();
     this.#engine = {
       actorParent: this.#actorParent,
       durable,

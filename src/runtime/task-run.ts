@@ -80,7 +80,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     // A run that can never set a timer: no time limit, no retry delay, no heartbeat (local).
     const untimed = engine.remote === undefined && definition.options.timeoutMs === undefined && definition.options.retries === 0;
     this.#actor = createActor(engine.machines.task, {
-      parent: untimed ? engine.actorParent : undefined,
+      // In the shared system the actor's id is its run's: its errors reach the run through the parent.
+      ...(untimed ? { parent: engine.actorParent, id: this.id } : {}),
       input: {
         taskRunId: this.id,
         timeoutMs: definition.options.timeoutMs,
@@ -90,9 +91,9 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
         claimWarningMs: engine.remote?.claimWarningMs,
       },
     });
-    // Without an error observer XState rethrows an action's error asynchronously and the
-    // process dies; a bug in one run must end that run, not the process.
-    this.#actor.subscribe({ error: (err) => this.#onActorError(err) });
+    // Without an error observer (or a parent) XState rethrows an action's error asynchronously
+    // and the process dies; a bug in one run must end that run, not the process.
+    if (!untimed) this.#actor.subscribe({ error: (err) => this.failedInside(err) });
   }
 
   /** Stable across attempts: the flow run, the task and the call's position in the flow run. */
@@ -430,7 +431,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     return { name: error?.name ?? state.errorName ?? 'Error', code: state.errorCode, message: error?.message ?? state.message ?? state.name };
   }
 
-  #onActorError(err: unknown): void {
+  /** The actor failed inside tenaz (an action threw): the run ends `Crashed`, the process goes on. */
+  failedInside(err: unknown): void {
     if (this.#finished) {
       this.logger.error({ err }, 'An error inside tenaz after the run had finished');
       return;

@@ -6,8 +6,11 @@ export { flow, task, unmapped, wait, allSettled, Unmapped } from './api.js';
 export type { Flow, Task, MapArgs, WaitOptions, SettledResult } from './api.js';
 export { createOrchestrator, connectOrchestrator, Orchestrator, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './runtime/orchestrator.js';
 export type { WatchOptions } from './runtime/orchestrator.js';
+export { NoHistoryError } from './history.js';
 export type { HistoryOptions, Since, HistoricRunEvent } from './history.js';
-export type { OrchestratorOptions, ConnectOptions, DrainOptions, EventStream, StartableFlow } from './runtime/orchestrator.js';
+export type { OrchestratorOptions, ConnectOptions, DrainOptions, EventStream, StartableFlow, DurableRunOptions, ServeFlowsOptions } from './runtime/orchestrator.js';
+export type { RunAdmin, RunListFilter, FlowRunDetails, QueuedFlowRun } from './durable/run-admin.js';
+export type { FlowRunRecord, TaskRunRecord, RecordedError } from './durable/records.js';
 export { TaskWorker } from './remote/worker.js';
 export type { WorkerOptions, WorkerDrainOptions, WorkerStats } from './remote/worker.js';
 export type { NatsOption, NatsConnectOptions } from './nats/connection.js';
@@ -56,6 +59,9 @@ export {
   UnknownTaskError,
   NatsRequiredError,
   NonErrorThrownError,
+  NonDeterminismError,
+  ResultTooLargeError,
+  RunNotFoundError,
   toWireError,
   fromWireError,
 } from './errors.js';

@@ -106,6 +106,9 @@ export class RunRecorder {
 
   /** The error a result too large to keep fails its run with; `undefined` when it fits. */
   checkResult(value: unknown, what: string): ResultTooLargeError | undefined {
+    // Most results are small scalars: they cannot exceed the limit, and need no trial encoding.
+    if (value === null || (typeof value !== 'object' && typeof value !== 'string')) return undefined;
+    if (typeof value === 'string' && value.length * 3 + 5 <= this.maxResultBytes) return undefined;
     const bytes = encodeValue(toWireValue(value)).length;
     if (bytes <= this.maxResultBytes) return undefined;
     return new ResultTooLargeError(`${what} returned ${bytes} bytes encoded; durable runs keep results of at most ${this.maxResultBytes} bytes (option durable.maxResultBytes)`);

@@ -13,8 +13,9 @@
  *   for a worker;
  * - `abortAttempt` gives the attempt up (its body's `AbortSignal` is aborted);
  * - `lookupJournal` answers `journal.hit`, `journal.miss` or `journal.conflict`
- *   (only for a call of a resumed flow run); `replayed` runs on entry to
- *   `Replayed`, the final state of a call whose result was recorded before;
+ *   (only in `resumedTaskRunMachine`, for a call of a resumed flow run);
+ *   `replayed` runs on entry to `Replayed`, the final state of a call whose
+ *   result was recorded before;
  * - `lookupCache` answers `cache.hit` or `cache.miss`;
  * - `publish` runs on entry to each published state;
  * - `reportFailure` tells the supervisor an attempt failed; the supervisor
@@ -34,11 +35,6 @@ export interface TaskRunInput {
   timeoutMs?: number;
   /** Whether the task has a cache key to look up before running. */
   hasCacheKey?: boolean;
-  /**
-   * Whether the run's flow run resumed and may have made this call before: its
-   * journal is looked up first, and a result recorded there is used as it is.
-   */
-  hasJournal?: boolean;
   /** First attempt number; above 1 when a run resumes. @default 1 */
   attempt?: number;
   /**
@@ -60,7 +56,6 @@ export interface TaskRunContext {
   attempt: number;
   timeoutMs: number | undefined;
   hasCacheKey: boolean;
-  hasJournal: boolean;
   heartbeatTimeoutMs: number | undefined;
   claimWarningMs: number;
   /** Delay before the next attempt, as decided by the supervisor. */
@@ -136,7 +131,7 @@ const CLAIM_TIMER_ID = 'claimWarning';
 /** Where an attempt starts: on a worker, after dispatch, or here at once. */
 const START_ATTEMPT = [{ guard: 'isRemote', target: 'Dispatched' }, { target: 'Running' }] as const;
 
-export const taskRunMachine = setup({
+const taskRunSetup = setup({
   types: {
     input: {} as TaskRunInput,
     context: {} as TaskRunContext,
@@ -165,174 +160,189 @@ export const taskRunMachine = setup({
     isCurrentAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
     isRemote: ({ context }) => context.heartbeatTimeoutMs !== undefined,
   },
-}).createMachine({
-  id: 'taskRun',
-  context: ({ input }) => ({
-    taskRunId: input.taskRunId,
-    attempt: input.attempt ?? 1,
-    timeoutMs: input.timeoutMs,
-    hasCacheKey: input.hasCacheKey ?? false,
-    hasJournal: input.hasJournal ?? false,
-    heartbeatTimeoutMs: input.heartbeatTimeoutMs,
-    claimWarningMs: input.claimWarningMs ?? DEFAULT_CLAIM_WARNING_MS,
-    retryDelayMs: 0,
-    failure: undefined,
-    failures: 0,
-    crashes: 0,
-    result: undefined,
-  }),
-  initial: 'Created',
-  on: {
-    cancel: { target: '.Cancelled' },
-  },
-  states: {
-    Created: {
-      always: [{ guard: ({ context }) => context.hasJournal, target: 'CheckingJournal' }, { target: 'Pending' }],
+});
+
+/**
+ * The machine starts where its runtime says: `Pending` for a new call, `CheckingJournal`
+ * for a call of a resumed flow run. Two machines rather than a choice on entry, which
+ * would cost every task run a step.
+ */
+function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal') {
+  return taskRunSetup.createMachine({
+    id,
+    context: ({ input }) => ({
+      taskRunId: input.taskRunId,
+      attempt: input.attempt ?? 1,
+      timeoutMs: input.timeoutMs,
+      hasCacheKey: input.hasCacheKey ?? false,
+      heartbeatTimeoutMs: input.heartbeatTimeoutMs,
+      claimWarningMs: input.claimWarningMs ?? DEFAULT_CLAIM_WARNING_MS,
+      retryDelayMs: 0,
+      failure: undefined,
+      failures: 0,
+      crashes: 0,
+      result: undefined,
+    }),
+    initial,
+    on: {
+      cancel: { target: '.Cancelled' },
     },
-    CheckingJournal: {
-      entry: 'lookupJournal',
-      on: {
-        'journal.hit': { target: 'Replayed', actions: assign({ result: ({ event }) => event.value }) },
-        'journal.miss': { target: 'Pending' },
-        'journal.conflict': {
-          target: 'Failed',
-          actions: assign({ failure: ({ event }) => ({ kind: 'error' as const, error: event.error }), failures: ({ context }) => context.failures + 1 }),
+    states: {
+      /** Where `resumedTaskRunMachine` starts. */
+      CheckingJournal: {
+        entry: 'lookupJournal',
+        on: {
+          'journal.hit': { target: 'Replayed', actions: assign({ result: ({ event }) => event.value }) },
+          'journal.miss': { target: 'Pending' },
+          'journal.conflict': {
+            target: 'Failed',
+            actions: assign({ failure: ({ event }) => ({ kind: 'error' as const, error: event.error }), failures: ({ context }) => context.failures + 1 }),
+          },
         },
       },
-    },
-    Pending: {
-      entry: { type: 'publish', params: { state: 'Pending' } },
-      always: [{ guard: ({ context }) => context.hasCacheKey, target: 'CheckingCache' }, ...START_ATTEMPT],
-    },
-    CheckingCache: {
-      entry: 'lookupCache',
-      on: {
-        'cache.hit': { target: 'Cached', actions: assign({ result: ({ event }) => event.value }) },
-        'cache.miss': START_ATTEMPT,
+      Pending: {
+        entry: { type: 'publish', params: { state: 'Pending' } },
+        always: [{ guard: ({ context }) => context.hasCacheKey, target: 'CheckingCache' }, ...START_ATTEMPT],
       },
-    },
-    Dispatched: {
-      entry: [
-        // The first attempt was just published as Pending; a later one waits for a worker again.
-        enqueueActions(({ context, enqueue }) => {
-          if (context.attempt > 1) enqueue({ type: 'publish', params: { state: 'Pending' } });
-          enqueue('startAttempt');
-          enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
-        }),
-      ],
-      exit: [
-        enqueueActions(({ event, enqueue }) => {
-          enqueue.cancel(CLAIM_TIMER_ID);
-          // A claimed attempt goes on running; any other way out gives it up.
-          if (event.type !== 'attempt.claimed') enqueue({ type: 'abortAttempt', params: { reason: event.type } });
-        }),
-      ],
-      on: {
-        'attempt.claimed': { guard: 'isCurrentAttempt', target: 'Running' },
-        // The warning repeats while nobody takes the attempt; the attempt itself waits on.
-        'attempt.unclaimed': {
-          guard: 'isCurrentAttempt',
-          actions: [
-            'warnUnclaimed',
-            enqueueActions(({ context, enqueue }) => {
-              enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
+      CheckingCache: {
+        entry: 'lookupCache',
+        on: {
+          'cache.hit': { target: 'Cached', actions: assign({ result: ({ event }) => event.value }) },
+          'cache.miss': START_ATTEMPT,
+        },
+      },
+      Dispatched: {
+        entry: [
+          // The first attempt was just published as Pending; a later one waits for a worker again.
+          enqueueActions(({ context, enqueue }) => {
+            if (context.attempt > 1) enqueue({ type: 'publish', params: { state: 'Pending' } });
+            enqueue('startAttempt');
+            enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
+          }),
+        ],
+        exit: [
+          enqueueActions(({ event, enqueue }) => {
+            enqueue.cancel(CLAIM_TIMER_ID);
+            // A claimed attempt goes on running; any other way out gives it up.
+            if (event.type !== 'attempt.claimed') enqueue({ type: 'abortAttempt', params: { reason: event.type } });
+          }),
+        ],
+        on: {
+          'attempt.claimed': { guard: 'isCurrentAttempt', target: 'Running' },
+          // The warning repeats while nobody takes the attempt; the attempt itself waits on.
+          'attempt.unclaimed': {
+            guard: 'isCurrentAttempt',
+            actions: [
+              'warnUnclaimed',
+              enqueueActions(({ context, enqueue }) => {
+                enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
+              }),
+            ],
+          },
+          // The dispatch itself failed (arguments too large, ...).
+          'attempt.failed': { guard: 'isCurrentAttempt', target: 'Supervised', actions: 'recordError' },
+        },
+      },
+      Running: {
+        entry: [
+          { type: 'publish', params: ({ context }) => ({ state: context.attempt > 1 ? 'Retrying' : 'Running' }) },
+          enqueueActions(({ context, enqueue }) => {
+            // A remote attempt was started on entry to Dispatched.
+            if (context.heartbeatTimeoutMs === undefined) enqueue('startAttempt');
+            else enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
+            // Only timed attempts carry a timer: most tasks have no timeout and pay nothing for it.
+            if (context.timeoutMs === undefined) return;
+            enqueue.raise({ type: 'attempt.timedOut', attempt: context.attempt }, { id: ATTEMPT_TIMER_ID, delay: context.timeoutMs });
+          }),
+        ],
+        exit: [
+          // Only timed and remote attempts have timers to cancel.
+          enqueueActions(({ context, enqueue }) => {
+            if (context.timeoutMs !== undefined) enqueue.cancel(ATTEMPT_TIMER_ID);
+            if (context.heartbeatTimeoutMs !== undefined) enqueue.cancel(HEARTBEAT_TIMER_ID);
+          }),
+          // Giving up an attempt that already settled is harmless: the runtime ignores it.
+          // The reason is what ended the attempt (`attempt.timedOut`, `cancel`, ...).
+          { type: 'abortAttempt', params: ({ event }) => ({ reason: event.type }) },
+        ],
+        on: {
+          'attempt.heartbeat': {
+            guard: 'isCurrentAttempt',
+            actions: enqueueActions(({ context, enqueue }) => {
+              if (context.heartbeatTimeoutMs === undefined) return;
+              enqueue.cancel(HEARTBEAT_TIMER_ID);
+              enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
             }),
+          },
+          'attempt.succeeded': {
+            guard: 'isCurrentAttempt',
+            target: 'Completed',
+            actions: assign({ result: ({ event }) => event.value, failure: undefined }),
+          },
+          'attempt.failed': { guard: 'isCurrentAttempt', target: 'Supervised', actions: 'recordError' },
+          'attempt.timedOut': {
+            guard: 'isCurrentAttempt',
+            target: 'Supervised',
+            actions: assign({
+              failure: { kind: 'timeout', error: TASK_TIMEOUT_ERROR },
+              failures: ({ context }) => context.failures + 1,
+            }),
+          },
+          'attempt.crashed': {
+            guard: 'isCurrentAttempt',
+            target: 'Supervised',
+            actions: assign({
+              failure: ({ event }) => ({ kind: 'crash' as const, error: event.error }),
+              crashes: ({ context }) => context.crashes + 1,
+            }),
+          },
+        },
+      },
+      Supervised: {
+        entry: 'reportFailure',
+        on: {
+          'supervisor.restart': {
+            target: 'AwaitingRetry',
+            actions: assign({ retryDelayMs: ({ event }) => Math.max(0, event.delayMs) }),
+          },
+          'supervisor.giveUp': [
+            { guard: ({ context }) => context.failure?.kind === 'timeout', target: 'TimedOut' },
+            { guard: ({ context }) => context.failure?.kind === 'crash', target: 'Crashed' },
+            { target: 'Failed' },
           ],
         },
-        // The dispatch itself failed (arguments too large, ...).
-        'attempt.failed': { guard: 'isCurrentAttempt', target: 'Supervised', actions: 'recordError' },
       },
-    },
-    Running: {
-      entry: [
-        { type: 'publish', params: ({ context }) => ({ state: context.attempt > 1 ? 'Retrying' : 'Running' }) },
-        enqueueActions(({ context, enqueue }) => {
-          // A remote attempt was started on entry to Dispatched.
-          if (context.heartbeatTimeoutMs === undefined) enqueue('startAttempt');
-          else enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
-          // Only timed attempts carry a timer: most tasks have no timeout and pay nothing for it.
-          if (context.timeoutMs === undefined) return;
-          enqueue.raise({ type: 'attempt.timedOut', attempt: context.attempt }, { id: ATTEMPT_TIMER_ID, delay: context.timeoutMs });
-        }),
-      ],
-      exit: [
-        // Only timed and remote attempts have timers to cancel.
-        enqueueActions(({ context, enqueue }) => {
-          if (context.timeoutMs !== undefined) enqueue.cancel(ATTEMPT_TIMER_ID);
-          if (context.heartbeatTimeoutMs !== undefined) enqueue.cancel(HEARTBEAT_TIMER_ID);
-        }),
-        // Giving up an attempt that already settled is harmless: the runtime ignores it.
-        // The reason is what ended the attempt (`attempt.timedOut`, `cancel`, ...).
-        { type: 'abortAttempt', params: ({ event }) => ({ reason: event.type }) },
-      ],
-      on: {
-        'attempt.heartbeat': {
-          guard: 'isCurrentAttempt',
-          actions: enqueueActions(({ context, enqueue }) => {
-            if (context.heartbeatTimeoutMs === undefined) return;
-            enqueue.cancel(HEARTBEAT_TIMER_ID);
-            enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
-          }),
-        },
-        'attempt.succeeded': {
-          guard: 'isCurrentAttempt',
-          target: 'Completed',
-          actions: assign({ result: ({ event }) => event.value, failure: undefined }),
-        },
-        'attempt.failed': { guard: 'isCurrentAttempt', target: 'Supervised', actions: 'recordError' },
-        'attempt.timedOut': {
-          guard: 'isCurrentAttempt',
-          target: 'Supervised',
-          actions: assign({
-            failure: { kind: 'timeout', error: TASK_TIMEOUT_ERROR },
-            failures: ({ context }) => context.failures + 1,
-          }),
-        },
-        'attempt.crashed': {
-          guard: 'isCurrentAttempt',
-          target: 'Supervised',
-          actions: assign({
-            failure: ({ event }) => ({ kind: 'crash' as const, error: event.error }),
-            crashes: ({ context }) => context.crashes + 1,
-          }),
+      AwaitingRetry: {
+        entry: { type: 'publish', params: { state: 'AwaitingRetry' } },
+        after: {
+          // Transition actions run before the next state's entry, which sees the new attempt number.
+          retryDelay: START_ATTEMPT.map((transition) => ({ ...transition, actions: assign({ attempt: ({ context }) => context.attempt + 1 }) })),
         },
       },
-    },
-    Supervised: {
-      entry: 'reportFailure',
-      on: {
-        'supervisor.restart': {
-          target: 'AwaitingRetry',
-          actions: assign({ retryDelayMs: ({ event }) => Math.max(0, event.delayMs) }),
-        },
-        'supervisor.giveUp': [
-          { guard: ({ context }) => context.failure?.kind === 'timeout', target: 'TimedOut' },
-          { guard: ({ context }) => context.failure?.kind === 'crash', target: 'Crashed' },
-          { target: 'Failed' },
-        ],
+      Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },
+      /** Not published: the run completed before its flow run resumed, and said so then. */
+      Replayed: { type: 'final', entry: 'replayed' },
+      Cached: { type: 'final', entry: { type: 'publish', params: { state: 'Cached' } } },
+      Failed: { type: 'final', entry: { type: 'publish', params: { state: 'Failed' } } },
+      TimedOut: { type: 'final', entry: { type: 'publish', params: { state: 'TimedOut' } } },
+      Crashed: { type: 'final', entry: { type: 'publish', params: { state: 'Crashed' } } },
+      Cancelled: {
+        type: 'final',
+        entry: [assign({ failure: { kind: 'error', error: TASK_CANCELLED_ERROR } }), { type: 'publish', params: { state: 'Cancelled' } }],
       },
     },
-    AwaitingRetry: {
-      entry: { type: 'publish', params: { state: 'AwaitingRetry' } },
-      after: {
-        // Transition actions run before the next state's entry, which sees the new attempt number.
-        retryDelay: START_ATTEMPT.map((transition) => ({ ...transition, actions: assign({ attempt: ({ context }) => context.attempt + 1 }) })),
-      },
-    },
-    Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },
-    /** Not published: the run completed before its flow run resumed, and said so then. */
-    Replayed: { type: 'final', entry: 'replayed' },
-    Cached: { type: 'final', entry: { type: 'publish', params: { state: 'Cached' } } },
-    Failed: { type: 'final', entry: { type: 'publish', params: { state: 'Failed' } } },
-    TimedOut: { type: 'final', entry: { type: 'publish', params: { state: 'TimedOut' } } },
-    Crashed: { type: 'final', entry: { type: 'publish', params: { state: 'Crashed' } } },
-    Cancelled: {
-      type: 'final',
-      entry: [assign({ failure: { kind: 'error', error: TASK_CANCELLED_ERROR } }), { type: 'publish', params: { state: 'Cancelled' } }],
-    },
-  },
-  output: ({ context }) => ({ result: context.result, failure: context.failure }),
-});
+    output: ({ context }) => ({ result: context.result, failure: context.failure }),
+  });
+}
+
+export const taskRunMachine = createTaskRunMachine('taskRun', 'Pending');
+
+/**
+ * The same machine for a call of a resumed flow run, which may have been made before the
+ * run resumed: its journal entry is looked up first, and a result recorded there is used
+ * as it is (`Replayed`, not published: it was when it completed).
+ */
+export const resumedTaskRunMachine = createTaskRunMachine('resumedTaskRun', 'CheckingJournal');
 
 function heartbeatLost(context: TaskRunContext): TaskRunEvent {
   return { type: 'attempt.crashed', attempt: context.attempt, error: HEARTBEAT_LOST_ERROR };

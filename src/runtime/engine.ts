@@ -34,6 +34,8 @@ export interface Engine {
   random(): number;
   readonly machines: {
     readonly task: typeof taskRunMachine;
+    /** For the calls of a resumed flow run: looks each up in the journal first. */
+    readonly resumedTask: typeof taskRunMachine;
     readonly flow: typeof flowRunMachine;
     readonly supervisor: typeof supervisorMachine;
   };

@@ -5,7 +5,7 @@
  */
 import { flowRunMachine } from '../../actors/flow-run.js';
 import { supervisorMachine } from '../../actors/supervisor.js';
-import { taskRunMachine } from '../../actors/task-run.js';
+import { resumedTaskRunMachine, taskRunMachine } from '../../actors/task-run.js';
 import type { Engine } from './engine.js';
 
 type Registries = Pick<Engine, 'taskRuns' | 'flowRuns'>;
@@ -19,18 +19,22 @@ const afterAction = queueMicrotask;
 export function provideMachines(registries: Registries): Engine['machines'] {
   const { taskRuns, flowRuns } = registries;
 
-  const task = taskRunMachine.provide({
-    actions: {
-      startAttempt: ({ context }) => taskRuns.get(context.taskRunId)?.startAttempt(context.attempt),
-      abortAttempt: ({ context }, params) => taskRuns.get(context.taskRunId)?.abortAttempt(params.reason),
-      lookupCache: ({ context }) => taskRuns.get(context.taskRunId)?.lookupCache(),
-      lookupJournal: ({ context }) => taskRuns.get(context.taskRunId)?.lookupJournal(),
-      replayed: ({ context }) => taskRuns.get(context.taskRunId)?.onReplayed(context),
-      publish: ({ context }, params) => taskRuns.get(context.taskRunId)?.onState(params.state, context),
-      reportFailure: ({ context }) => afterAction(() => taskRuns.get(context.taskRunId)?.reportFailure(context)),
-      warnUnclaimed: ({ context }) => taskRuns.get(context.taskRunId)?.warnUnclaimed(context.attempt),
-    },
-  });
+  // Both task-run machines are one definition with two initial states: they take the same actions.
+  const provideTask = (machine: typeof taskRunMachine) =>
+    machine.provide({
+      actions: {
+        startAttempt: ({ context }) => taskRuns.get(context.taskRunId)?.startAttempt(context.attempt),
+        abortAttempt: ({ context }, params) => taskRuns.get(context.taskRunId)?.abortAttempt(params.reason),
+        lookupCache: ({ context }) => taskRuns.get(context.taskRunId)?.lookupCache(),
+        lookupJournal: ({ context }) => taskRuns.get(context.taskRunId)?.lookupJournal(),
+        replayed: ({ context }) => taskRuns.get(context.taskRunId)?.onReplayed(context),
+        publish: ({ context }, params) => taskRuns.get(context.taskRunId)?.onState(params.state, context),
+        reportFailure: ({ context }) => afterAction(() => taskRuns.get(context.taskRunId)?.reportFailure(context)),
+        warnUnclaimed: ({ context }) => taskRuns.get(context.taskRunId)?.warnUnclaimed(context.attempt),
+      },
+    });
+  const task = provideTask(taskRunMachine);
+  const resumedTask = provideTask(resumedTaskRunMachine);
 
   const flow = flowRunMachine.provide({
     actions: {
@@ -52,5 +56,5 @@ export function provideMachines(registries: Registries): Engine['machines'] {
     },
   });
 
-  return { task, flow, supervisor };
+  return { task, resumedTask, flow, supervisor };
 }

@@ -79,14 +79,15 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     this.#cacheKey = this.#computeCacheKey();
     // A run that can never set a timer: no time limit, no retry delay, no heartbeat (local).
     const untimed = engine.remote === undefined && definition.options.timeoutMs === undefined && definition.options.retries === 0;
-    this.#actor = createActor(engine.machines.task, {
+    // A call of a resumed flow run may have been made before: its machine looks it up in the journal first.
+    const resumed = engine.durable !== undefined && flowRun?.resumed === true;
+    this.#actor = createActor(resumed ? engine.machines.resumedTask : engine.machines.task, {
       // In the shared system the actor's id is its run's: its errors reach the run through the parent.
       ...(untimed ? { parent: engine.actorParent, id: this.id } : {}),
       input: {
         taskRunId: this.id,
         timeoutMs: definition.options.timeoutMs,
         hasCacheKey: this.#cacheKey !== undefined,
-        hasJournal: engine.durable !== undefined && flowRun?.resumed === true,
         heartbeatTimeoutMs: engine.remote?.heartbeatTimeoutMs,
         claimWarningMs: engine.remote?.claimWarningMs,
       },

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { SimulatedClock, createActor } from 'xstate';
-import { HEARTBEAT_LOST_ERROR, TASK_TIMEOUT_ERROR, taskRunMachine, type TaskRunFailure, type TaskRunInput } from '../../actors/task-run.js';
+import { HEARTBEAT_LOST_ERROR, TASK_TIMEOUT_ERROR, resumedTaskRunMachine, taskRunMachine, type TaskRunFailure, type TaskRunInput } from '../../actors/task-run.js';
 import type { StateError, StateName } from '../../actors/state.js';
 
 const boom: StateError = { name: 'Error', code: 'BOOM', message: 'boom', retryable: true };
@@ -33,7 +33,7 @@ interface FailureReport {
 }
 
 /** Starts a task run whose I/O actions only record their calls, on a simulated clock. */
-function startTaskRun(input: Partial<TaskRunInput> = {}) {
+function startTaskRun(input: Partial<TaskRunInput> & { resumed?: boolean } = {}) {
   const clock = new PendingClock();
   const published: StateName[] = [];
   const started: number[] = [];
@@ -42,7 +42,8 @@ function startTaskRun(input: Partial<TaskRunInput> = {}) {
   const reports: FailureReport[] = [];
   const unclaimed: number[] = [];
   const journal = { lookups: 0, replayed: [] as unknown[] };
-  const machine = taskRunMachine.provide({
+  const { resumed = false, ...taskInput } = input;
+  const machine = (resumed ? resumedTaskRunMachine : taskRunMachine).provide({
     actions: {
       lookupJournal: () => void (journal.lookups += 1),
       replayed: ({ context }) => void journal.replayed.push(context.result),
@@ -60,7 +61,7 @@ function startTaskRun(input: Partial<TaskRunInput> = {}) {
       warnUnclaimed: ({ context }) => void unclaimed.push(context.attempt),
     },
   });
-  const actor = createActor(machine, { input: { taskRunId: 'task-1', ...input }, clock });
+  const actor = createActor(machine, { input: { taskRunId: 'task-1', ...taskInput }, clock });
   actor.start();
   return { actor, clock, published, started, aborted, lookups, reports, unclaimed, journal };
 }
@@ -77,7 +78,7 @@ function startSecondAttempt(delayMs: number, input: Partial<TaskRunInput> = {}) 
 describe('taskRunMachine', () => {
   describe('a call of a resumed flow run (journal)', () => {
     it('uses the recorded result without publishing or running anything', () => {
-      const run = startTaskRun({ hasJournal: true, hasCacheKey: true });
+      const run = startTaskRun({ resumed: true, hasCacheKey: true });
       expect(run.actor.getSnapshot().value).toBe('CheckingJournal');
       expect(run.journal.lookups).toBe(1);
       run.actor.send({ type: 'journal.hit', value: { rows: 3 } });
@@ -90,7 +91,7 @@ describe('taskRunMachine', () => {
     });
 
     it('runs as any other call when the journal has no result, cache first', () => {
-      const run = startTaskRun({ hasJournal: true, hasCacheKey: true });
+      const run = startTaskRun({ resumed: true, hasCacheKey: true });
       run.actor.send({ type: 'journal.miss' });
       expect(run.published).toEqual(['Pending']);
       expect(run.actor.getSnapshot().value).toBe('CheckingCache');
@@ -101,7 +102,7 @@ describe('taskRunMachine', () => {
     });
 
     it('fails without running when the journal holds another task at this position', () => {
-      const run = startTaskRun({ hasJournal: true });
+      const run = startTaskRun({ resumed: true });
       const error: StateError = { name: 'NonDeterminismError', code: 'NON_DETERMINISM', message: 'order changed', retryable: false };
       run.actor.send({ type: 'journal.conflict', error });
       expect(run.actor.getSnapshot().value).toBe('Failed');
@@ -111,7 +112,7 @@ describe('taskRunMachine', () => {
     });
 
     it('ignores a late journal answer once cancelled, and never looks up without a journal', () => {
-      const run = startTaskRun({ hasJournal: true });
+      const run = startTaskRun({ resumed: true });
       run.actor.send({ type: 'cancel' });
       run.actor.send({ type: 'journal.hit', value: 1 });
       expect(run.actor.getSnapshot().value).toBe('Cancelled');

@@ -13,7 +13,7 @@ import type { Bus, BusMessage, Delivery } from '../bus/bus.js';
 import { encode } from '../codec.js';
 import type { Subjects } from '../subjects.js';
 import { DropCounter } from '../drop-counter.js';
-import { wire, type ClaimReply, type OutcomeReply, type TaskCancel, type TaskClaim, type TaskDispatch, type TaskOutcome } from './messages.js';
+import { wire, type BatchReply, type ClaimReply, type OutcomeReply, type TaskCancel, type TaskClaim, type TaskDispatch, type TaskOutcome } from './messages.js';
 import { ensureTasksStream } from './streams.js';
 import { DispatchPublisher } from './dispatch-publisher.js';
 import { parseToOwner } from './parse-messages.js';
@@ -197,32 +197,44 @@ export class TaskDispatcher {
       case 'task.heartbeat':
         for (const [taskRunId, attempt] of message.runs) this.#runs.get(taskRunId)?.heartbeat(attempt);
         return;
-      case 'task.claim': {
-        const run = this.#runs.get(message.taskRunId);
-        const accepted = run?.acceptClaim(message.attempt, message.workerId) ?? false;
-        // The parsed claim is a fresh object: it is kept as it is.
-        if (accepted) this.#claims.set(message.taskRunId, message);
-        this.#reply(delivery, accepted ? CLAIM_ACCEPTED : run ? CLAIM_NOT_WAITING : CLAIM_NO_SUCH_RUN);
+      case 'task.claim':
+        this.#reply(delivery, this.#claim(message));
         return;
-      }
-      case 'task.outcome': {
-        const run = this.#runs.get(message.taskRunId);
-        // The claim goes before the outcome is applied: leaving Running gives the attempt up,
-        // and a worker that has just finished it needs no cancel.
-        const claim = this.#claims.get(message.taskRunId);
-        if (claim?.attempt === message.attempt) this.#claims.delete(message.taskRunId);
-        const accepted = run?.acceptOutcome(message) ?? false;
-        if (!accepted) {
-          // A zombie: the attempt was given up (timeout, crash, cancel) before its outcome came.
-          this.#logger.warn(
-            { taskRunId: message.taskRunId, attempt: message.attempt, workerId: message.workerId },
-            'ignored the outcome of an attempt that was already given up',
-          );
-        }
-        this.#reply(delivery, accepted ? OUTCOME_ACCEPTED : OUTCOME_IGNORED);
+      case 'task.outcome':
+        this.#reply(delivery, this.#outcome(message));
+        return;
+      case 'task.batch': {
+        // In order, as if each had come alone: a claim before the outcome that follows it.
+        const replies = message.items.map((item) => (item.type === 'task.claim' ? this.#claim(item) : this.#outcome(item)));
+        this.#reply(delivery, wire<BatchReply>({ type: 'task.batch.reply', replies }));
         return;
       }
     }
+  }
+
+  #claim(claim: TaskClaim): ClaimReply {
+    const run = this.#runs.get(claim.taskRunId);
+    const accepted = run?.acceptClaim(claim.attempt, claim.workerId) ?? false;
+    // The parsed claim is a fresh object: it is kept as it is.
+    if (accepted) this.#claims.set(claim.taskRunId, claim);
+    return accepted ? CLAIM_ACCEPTED : run ? CLAIM_NOT_WAITING : CLAIM_NO_SUCH_RUN;
+  }
+
+  #outcome(outcome: TaskOutcome): OutcomeReply {
+    const run = this.#runs.get(outcome.taskRunId);
+    // The claim goes before the outcome is applied: leaving Running gives the attempt up,
+    // and a worker that has just finished it needs no cancel.
+    const claim = this.#claims.get(outcome.taskRunId);
+    if (claim?.attempt === outcome.attempt) this.#claims.delete(outcome.taskRunId);
+    const accepted = run?.acceptOutcome(outcome) ?? false;
+    if (!accepted) {
+      // A zombie: the attempt was given up (timeout, crash, cancel) before its outcome came.
+      this.#logger.warn(
+        { taskRunId: outcome.taskRunId, attempt: outcome.attempt, workerId: outcome.workerId },
+        'ignored the outcome of an attempt that was already given up',
+      );
+    }
+    return accepted ? OUTCOME_ACCEPTED : OUTCOME_IGNORED;
   }
 
   #reply(delivery: Delivery, message: BusMessage): void {

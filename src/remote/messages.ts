@@ -14,6 +14,10 @@
  *    for all the attempts the worker holds);
  * 4. worker → owner: `task.outcome` (request, repeated until answered);
  * 5. owner → worker: `task.cancel` when the owner gives the attempt up.
+ *
+ * Claims and outcomes a worker has for one owner in the same turn of its event
+ * loop travel together, as one `task.batch` request answered by one
+ * `task.batch.reply`: under load, one message instead of dozens.
  */
 import { z } from 'zod';
 import type { BusMessage } from '../bus/bus.js';
@@ -108,8 +112,30 @@ export const taskCancelSchema = z.object({
 });
 export type TaskCancel = z.infer<typeof taskCancelSchema>;
 
+/** Claims and outcomes sent in one request: at most this many. */
+export const MAX_BATCH_ITEMS = 1_000;
+
+/**
+ * The claims and outcomes a worker has for one owner at the same moment, in one
+ * request. The owner applies them in order, as if each had come alone.
+ */
+export const taskBatchSchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  type: z.literal('task.batch'),
+  items: z.array(z.union([taskClaimSchema, taskOutcomeSchema])).min(1).max(MAX_BATCH_ITEMS),
+});
+export type TaskBatch = z.infer<typeof taskBatchSchema>;
+
+/** The owner's answer to a batch: the reply each item would have had alone, in order. */
+export const batchReplySchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  type: z.literal('task.batch.reply'),
+  replies: z.array(z.union([claimReplySchema, outcomeReplySchema])).max(MAX_BATCH_ITEMS),
+});
+export type BatchReply = z.infer<typeof batchReplySchema>;
+
 /** Messages a worker sends to an owner. */
-export const toOwnerSchema = z.union([taskClaimSchema, taskHeartbeatSchema, taskOutcomeSchema]);
+export const toOwnerSchema = z.union([taskClaimSchema, taskHeartbeatSchema, taskOutcomeSchema, taskBatchSchema]);
 export type ToOwner = z.infer<typeof toOwnerSchema>;
 
 /** `Omit<M, 'v'>` for each member of a union. */

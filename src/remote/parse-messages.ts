@@ -8,7 +8,18 @@
  * schema walk, which the owner pays several times per task run.
  */
 import type { BusMessage } from '../bus/bus.js';
-import { WIRE_VERSION, type ClaimReply, type OutcomeReply, type TaskDispatch, type TaskOutcome, type ToOwner } from './messages.js';
+import {
+  MAX_BATCH_ITEMS,
+  WIRE_VERSION,
+  type BatchReply,
+  type ClaimReply,
+  type OutcomeReply,
+  type TaskBatch,
+  type TaskClaim,
+  type TaskDispatch,
+  type TaskOutcome,
+  type ToOwner,
+} from './messages.js';
 
 /** Bounds of the schemas in `messages.ts`. */
 const MAX_ID_LENGTH = 200;
@@ -21,13 +32,23 @@ type WireError = Extract<TaskOutcome, { ok: false }>['error'];
 export function parseToOwner(message: BusMessage): ToOwner | null {
   if (message.v !== WIRE_VERSION) return null;
   switch (message.type) {
-    case 'task.claim': {
-      const { taskRunId, attempt, workerId, worker } = message;
-      if (!isId(taskRunId) || !isAttempt(attempt) || !isId(workerId) || !isNonEmptyString(worker)) return null;
-      return { v: WIRE_VERSION, type: 'task.claim', taskRunId, attempt, workerId, worker };
-    }
+    case 'task.claim':
+      return parseClaim(message);
     case 'task.outcome':
       return parseOutcome(message);
+    case 'task.batch': {
+      const { items } = message;
+      if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH_ITEMS) return null;
+      const parsed: TaskBatch['items'] = [];
+      for (let i = 0; i < items.length; i++) {
+        const item: unknown = items[i];
+        if (!isRecord(item) || item.v !== WIRE_VERSION) return null;
+        const one = item.type === 'task.claim' ? parseClaim(item) : item.type === 'task.outcome' ? parseOutcome(item) : null;
+        if (one === null) return null;
+        parsed.push(one);
+      }
+      return { v: WIRE_VERSION, type: 'task.batch', items: parsed };
+    }
     case 'task.heartbeat': {
       const { workerId, runs } = message;
       if (!isId(workerId) || !Array.isArray(runs) || runs.length > MAX_HEARTBEAT_RUNS) return null;
@@ -43,7 +64,13 @@ export function parseToOwner(message: BusMessage): ToOwner | null {
   }
 }
 
-function parseOutcome(message: BusMessage): TaskOutcome | null {
+function parseClaim(message: Record<string, unknown>): TaskClaim | null {
+  const { taskRunId, attempt, workerId, worker } = message;
+  if (!isId(taskRunId) || !isAttempt(attempt) || !isId(workerId) || !isNonEmptyString(worker)) return null;
+  return { v: WIRE_VERSION, type: 'task.claim', taskRunId, attempt, workerId, worker };
+}
+
+function parseOutcome(message: Record<string, unknown>): TaskOutcome | null {
   const { taskRunId, attempt, workerId, ok } = message;
   if (!isId(taskRunId) || !isAttempt(attempt) || !isId(workerId)) return null;
   if (ok === true) {
@@ -106,6 +133,22 @@ export function parseClaimReply(message: BusMessage): ClaimReply | null {
 export function parseOutcomeReply(message: BusMessage): OutcomeReply | null {
   if (message.v !== WIRE_VERSION || message.type !== 'task.outcome.reply' || typeof message.accepted !== 'boolean') return null;
   return { v: WIRE_VERSION, type: 'task.outcome.reply', accepted: message.accepted };
+}
+
+/** The owner's answer to a batch, or `null` (`batchReplySchema`). */
+export function parseBatchReply(message: BusMessage): BatchReply | null {
+  if (message.v !== WIRE_VERSION || message.type !== 'task.batch.reply') return null;
+  const { replies } = message;
+  if (!Array.isArray(replies) || replies.length > MAX_BATCH_ITEMS) return null;
+  const parsed: BatchReply['replies'] = [];
+  for (let i = 0; i < replies.length; i++) {
+    const reply: unknown = replies[i];
+    if (!isRecord(reply)) return null;
+    const one = parseClaimReply(reply as BusMessage) ?? parseOutcomeReply(reply as BusMessage);
+    if (one === null) return null;
+    parsed.push(one);
+  }
+  return { v: WIRE_VERSION, type: 'task.batch.reply', replies: parsed };
 }
 
 function isId(value: unknown): value is string {

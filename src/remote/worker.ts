@@ -15,7 +15,7 @@ import { workerMachine } from '../../actors/worker.js';
 import { jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { Bus, Delivery, Subscription } from '../bus/bus.js';
+import type { Bus, BusMessage, Delivery, Subscription } from '../bus/bus.js';
 import { findUnserializable, parseMessage, toWireValue } from '../codec.js';
 import {
   CancelledError,
@@ -46,6 +46,7 @@ import {
 } from './messages.js';
 import { ensureTaskConsumer, ensureTasksStream, DISPATCH_ACK_WAIT_MS } from './streams.js';
 import { WorkerAttemptContext } from './worker-context.js';
+import { OwnerRequests } from './owner-requests.js';
 import { parseClaimReply, parseOutcomeReply, parseTaskDispatch } from './parse-messages.js';
 import { Sema } from 'async-sema';
 import { LazyAbort } from '../runtime/lazy-abort.js';
@@ -118,6 +119,8 @@ export class TaskWorker implements AsyncDisposable {
   readonly #held = new Map<string, HeldAttempt>();
   readonly #running = new Set<Promise<void>>();
   readonly #drops: DropCounter;
+  /** Claims and outcomes, batched per owner. */
+  readonly #owners: OwnerRequests;
   readonly #consumers: ConsumerMessages[] = [];
   readonly #control: Subscription;
   readonly #ready: Promise<void>;
@@ -145,6 +148,7 @@ export class TaskWorker implements AsyncDisposable {
     this.#logger = options.logger.child({ component: 'tenaz.worker', workerId: this.id });
     this.#slots = new Sema(this.concurrency);
     this.#drops = new DropCounter(this.#logger, 'dropped a dispatch that is not a valid task run of a task served here');
+    this.#owners = new OwnerRequests(options.bus, CLAIM_TIMEOUT_MS);
     this.#subject = options.subjects.worker(this.id);
     this.#ownerPrefix = options.subjects.owner('x').slice(0, -1);
     this.#control = options.bus.subscribe(this.#subject, { callback: (delivery) => this.#onControl(delivery) });
@@ -335,9 +339,9 @@ export class TaskWorker implements AsyncDisposable {
   async #claim(message: JsMsg, dispatch: TaskDispatch): Promise<boolean> {
     const claim = wire<TaskClaim>({ type: 'task.claim', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, worker: this.#subject });
     const fields = { taskRunId: dispatch.taskRunId, attempt: dispatch.attempt };
-    let reply: Delivery;
+    let reply: BusMessage;
     try {
-      reply = await this.#internals.bus.request(dispatch.owner, claim, { timeoutMs: CLAIM_TIMEOUT_MS });
+      reply = await this.#owners.request(dispatch.owner, claim);
     } catch (err) {
       const deliveries = message.info.deliveryCount;
       if (deliveries >= MAX_OWNERLESS_DELIVERIES) {
@@ -349,7 +353,7 @@ export class TaskWorker implements AsyncDisposable {
       }
       return false;
     }
-    const parsed = parseClaimReply(reply.message);
+    const parsed = parseClaimReply(reply);
     if (parsed === null) {
       this.#logger.warn(fields, 'the owner answered the claim with something else; the dispatch is delivered again later');
       message.nak(1_000);
@@ -387,13 +391,13 @@ export class TaskWorker implements AsyncDisposable {
 
   /** Hands the outcome to the owner, trying again while it does not answer (it may be reconnecting). */
   async #deliver(dispatch: TaskDispatch, outcome: TaskOutcome): Promise<void> {
-    const { bus, connection } = this.#internals;
+    const { connection } = this.#internals;
     const deadline = Date.now() + OUTCOME_DELIVERY_MS;
     let backoffMs = 100;
     for (;;) {
       try {
-        const reply = await bus.request(dispatch.owner, outcome, { timeoutMs: CLAIM_TIMEOUT_MS });
-        const parsed = parseOutcomeReply(reply.message);
+        const reply = await this.#owners.request(dispatch.owner, outcome);
+        const parsed = parseOutcomeReply(reply);
         if (parsed !== null && !parsed.accepted) {
           this.#logger.info({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt }, 'the owner had given the attempt up; its outcome was ignored');
         }

@@ -34,6 +34,10 @@ function garbage(): Uint8Array[] {
     packr.pack({ v: 1, type: 'task.claim', ...run }),
     packr.pack({ v: 1, type: 'task.heartbeat', workerId: 'w', runs: [['no-such-run', 1], ['x', -1]] }),
     packr.pack({ v: 1, type: 'task.outcome', ...run, ok: true, value: 'forged' }),
+    packr.pack({ v: 1, type: 'task.batch', items: [{ v: 1, type: 'task.claim', ...run }, { v: 1, type: 'task.outcome', ...run, ok: true, value: 'forged' }] }),
+    packr.pack({ v: 1, type: 'task.batch', items: [{ v: 1, type: 'task.claim', ...run }, 'not an item'] }),
+    packr.pack({ v: 1, type: 'task.batch', items: Array.from({ length: 5_000 }, () => ({ v: 1, type: 'task.claim', ...run })) }),
+    packr.pack({ v: 1, type: 'task.batch.reply', replies: [{ v: 1, type: 'task.claim.reply', accepted: true }] }),
     packr.pack({ v: 1, type: 'task.cancel', taskRunId: 'no-such-run', attempt: 1, reason: 'cancel' }),
     packr.pack({ v: 1, type: 'task.dispatch', taskRunId: 'r', taskRunName: 'r', taskName: 'whoami', attempt: 1, args: [1, 0], owner: '>', heartbeatMs: 100, idempotencyKey: 'k' }),
     packr.pack({ v: 1, type: 'task.dispatch', taskRunId: 'r', taskRunName: 'r', taskName: 'whoami', attempt: 1, args: [1, 0], owner: 'tenaz.owner.nobody', heartbeatMs: 100, idempotencyKey: 'k' }),
@@ -52,8 +56,13 @@ describe('garbage on every subject', () => {
     tap.subscribe('tenaz.owner.>', {
       callback: (_, msg) => {
         seen.add(msg.subject);
-        const worker = parseMessage(msg.data)?.worker;
-        if (typeof worker === 'string') seen.add(worker);
+        // A claim names its worker's subject, alone or in a batch.
+        const message = parseMessage(msg.data);
+        const items: unknown[] = Array.isArray(message?.items) ? message.items : [message];
+        for (const item of items) {
+          const worker = (item as { worker?: unknown } | null)?.worker;
+          if (typeof worker === 'string') seen.add(worker);
+        }
       },
     });
     const run = owner.start(spread, 40, 30);

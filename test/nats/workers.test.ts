@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
+import { parseMessage } from '../../src/codec.js';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
 import { busyFanOut, cachedFlow, cancellable, deaf, failing, gpuFlow, onGpu, roundTrip, slowChain, spread } from '../fixtures/nats/tasks.js';
 
@@ -30,7 +31,13 @@ describe('workers', () => {
   it('runs a flow of 50 tasks over 3 workers with the right result, spreading the work', async () => {
     const { processes, server, owner, events } = fixture;
     const workers = await Promise.all([1, 2, 3].map(() => processes.startWorker(server.url, 4)));
+    // What the workers send the owner: claims and outcomes of one turn travel as one batch.
+    const tap = await connect({ servers: server.url });
+    const toOwner: Array<{ type: string; items?: unknown[] }> = [];
+    tap.subscribe('tenaz.owner.>', { callback: (_, msg) => void toOwner.push(parseMessage(msg.data) as { type: string; items?: unknown[] }) });
+    await tap.flush();
     const result = await owner.start(spread, 50, 20).result();
+    await tap.close();
 
     expect(result.map((r) => r.i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     const pids = new Set(result.map((r) => r.pid));
@@ -38,6 +45,10 @@ describe('workers', () => {
     await events.untilFlowEnds();
     for (const worker of workers) expect(pids.has(worker.pid)).toBe(true);
     for (const states of taskStates()) expect(states).toEqual(['Pending', 'Running', 'Completed']);
+    const items = toOwner.flatMap((m) => (m.type === 'task.batch' ? (m.items as Array<{ type: string }>) : m.type === 'task.heartbeat' ? [] : [m]));
+    expect(items.filter((i) => i.type === 'task.claim')).toHaveLength(50);
+    expect(items.filter((i) => i.type === 'task.outcome')).toHaveLength(50);
+    expect(toOwner.filter((m) => m.type === 'task.batch').length).toBeGreaterThan(0);
   });
 
   it('cancels a flow run: the body on the worker sees its signal abort, and the runs end Cancelled', async () => {

@@ -9,10 +9,13 @@
  * 2. worker → owner: `task.claim` (request). The owner accepts only the
  *    attempt it is waiting for, once: the attempt number is the fencing token.
  *    The worker acks the stream message only after an accepted claim, so a
- *    worker that dies before claiming leaves the message to be delivered again;
+ *    worker that dies before claiming leaves the message to be delivered again.
+ *    A first delivery starts its body without waiting for the answer (its
+ *    outcome follows the claim); a refused claim aborts it;
  * 3. worker → owner: `task.heartbeat` while it runs (one message per owner
  *    for all the attempts the worker holds);
- * 4. worker → owner: `task.outcome` (request, repeated until answered);
+ * 4. worker → owner: `task.outcome` (request, repeated until answered),
+ *    accepted only from the worker whose claim was;
  * 5. owner → worker: `task.cancel` when the owner gives the attempt up.
  *
  * Claims and outcomes a worker has for one owner in the same turn of its event

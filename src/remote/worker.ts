@@ -4,6 +4,12 @@
  * while it runs, and sends the outcome back. Only tasks defined in this
  * process's own code run here, looked up by name: no code travels on the bus.
  *
+ * A first delivery starts its body at once, its claim on the way: the owner
+ * gets the claim before the outcome, which may follow in the same batch, and a
+ * body whose claim is refused (the attempt was given up, or its owner is gone)
+ * is aborted and reports nothing. A dispatch delivered again waits for its
+ * claim: its owner may be gone.
+ *
  * A dispatch is acked only once the owner has accepted the claim: a worker that
  * dies before that leaves the dispatch in the stream, to be delivered again.
  * After the claim, a worker that dies stops heartbeating and the owner's
@@ -87,8 +93,14 @@ interface WorkerInternals {
 
 interface HeldAttempt {
   readonly dispatch: TaskDispatch;
+  /** Whether the owner accepted the claim (the dispatch is then acked). */
+  readonly claim: Promise<boolean>;
   /** Made into an AbortController only if the body reads its signal. */
   readonly controller: LazyAbort;
+  /** The owner accepted the claim: it watches the attempt's heartbeats. */
+  claimed: boolean;
+  /** The owner did not accept the claim: the body is aborted, and its outcome not sent. */
+  refused: boolean;
   /** Handed back to the owner: the body's own outcome, if it ever comes, is not sent. */
   handedBack: boolean;
 }
@@ -270,22 +282,40 @@ export class TaskWorker implements AsyncDisposable {
       message.term();
       return;
     }
-    const accepted = await this.#claim(message, dispatch);
-    if (!accepted) return;
-    message.ack();
-    const held: HeldAttempt = { dispatch, controller: new LazyAbort(), handedBack: false };
+    if (this.#actor.getSnapshot().status === 'done') {
+      // Taken while the worker stopped: left to another worker.
+      message.nak();
+      return;
+    }
+    const claim = this.#claim(message, dispatch).then((accepted) => {
+      if (accepted) message.ack();
+      return accepted;
+    });
+    // Delivered again: its owner may be gone, or another worker hold the attempt.
+    if (message.info.deliveryCount > 1 && !(await claim)) return;
+    const held: HeldAttempt = { dispatch, claim, controller: new LazyAbort(), claimed: false, refused: false, handedBack: false };
     if (this.#actor.getSnapshot().status === 'done') {
       // Claimed while the worker stopped: hand it straight back.
-      await this.#sendHandBack(held);
+      await this.#handBackOne(held);
       return;
     }
     this.#held.set(dispatch.taskRunId, held);
-    this.#scheduleHeartbeats(dispatch.heartbeatMs);
     this.#actor.send(RUN_TAKEN);
+    void claim.then((accepted) => {
+      if (accepted) {
+        held.claimed = true;
+        if (this.#held.get(dispatch.taskRunId) === held) this.#scheduleHeartbeats(dispatch.heartbeatMs);
+        return;
+      }
+      held.refused = true;
+      if (!held.controller.aborted) held.controller.abort(new CancelledError(`task run '${dispatch.taskRunName}' was given up: its owner did not accept the claim`));
+    });
     try {
       const outcome = await this.#run(held, definition);
-      if (held.handedBack) return;
-      if (!held.controller.aborted || outcome.ok === false) await this.#deliver(dispatch, outcome);
+      // The outcome follows the claim at once, without waiting for its answer.
+      if (!held.handedBack && !held.refused && (!held.controller.aborted || outcome.ok === false)) await this.#deliver(dispatch, outcome, held);
+      // The dispatch is acked or left to the stream before the slot is free again.
+      await claim;
     } finally {
       this.#release(held);
     }
@@ -305,13 +335,17 @@ export class TaskWorker implements AsyncDisposable {
     this.#actor.send(RUN_FINISHED);
   }
 
-  /** Tells the owner at once that the attempt is given back; the body, told by its signal, may end when it will. */
-  #sendHandBack(held: HeldAttempt): Promise<void> {
+  /**
+   * Gives the attempt back: its owner, told at once, restarts it elsewhere; one whose claim
+   * was not accepted is the stream's again. The body, told by its signal, may end when it will.
+   */
+  async #handBackOne(held: HeldAttempt): Promise<void> {
     held.handedBack = true;
     if (!held.controller.aborted) held.controller.abort(new CrashedError('the worker running the task run stopped'));
+    if (!(await held.claim)) return;
     const { dispatch } = held;
     const error = toWireError(new CrashedError('the worker running the task run stopped'));
-    return this.#deliver(dispatch, wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error }));
+    await this.#deliver(dispatch, wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error }));
   }
 
   #parseDispatch(message: JsMsg, definition: TaskDefinition): TaskDispatch | null {
@@ -389,8 +423,11 @@ export class TaskWorker implements AsyncDisposable {
     }
   }
 
-  /** Hands the outcome to the owner, trying again while it does not answer (it may be reconnecting). */
-  async #deliver(dispatch: TaskDispatch, outcome: TaskOutcome): Promise<void> {
+  /**
+   * Hands the outcome to the owner, trying again while it does not answer (it may be
+   * reconnecting), unless the claim of `held` turns out refused meanwhile.
+   */
+  async #deliver(dispatch: TaskDispatch, outcome: TaskOutcome, held?: HeldAttempt): Promise<void> {
     const { connection } = this.#internals;
     const deadline = Date.now() + OUTCOME_DELIVERY_MS;
     let backoffMs = 100;
@@ -411,6 +448,7 @@ export class TaskWorker implements AsyncDisposable {
           outcome = wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error: toWireError(error) });
           continue;
         }
+        if (held?.refused) return;
         if (err instanceof ClosedError || Date.now() > deadline) {
           this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, err }, 'could not hand the outcome to the owner; the task run runs again: restarted by its owner, or, if the owner died, by the process that resumes its flow run');
           return;
@@ -449,7 +487,9 @@ export class TaskWorker implements AsyncDisposable {
   #heartbeat(): void {
     if (this.#held.size === 0) return;
     const byOwner = new Map<string, Array<[string, number]>>();
-    for (const { dispatch } of this.#held.values()) {
+    for (const { dispatch, claimed } of this.#held.values()) {
+      // The owner watches only attempts it knows to be claimed; a claim's answer comes soon.
+      if (!claimed) continue;
       let runs = byOwner.get(dispatch.owner);
       if (runs === undefined) byOwner.set(dispatch.owner, (runs = []));
       runs.push([dispatch.taskRunId, dispatch.attempt]);
@@ -476,7 +516,7 @@ export class TaskWorker implements AsyncDisposable {
   #handBack(): void {
     for (const held of [...this.#held.values()]) {
       if (held.handedBack) continue;
-      void this.#sendHandBack(held);
+      void this.#handBackOne(held);
       this.#release(held);
     }
   }

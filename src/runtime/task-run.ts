@@ -244,6 +244,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
   acceptOutcome(outcome: TaskOutcome): boolean {
     const snapshot = this.#actor.getSnapshot();
     if (snapshot.status !== 'active' || snapshot.value !== 'Running' || snapshot.context.attempt !== outcome.attempt) return false;
+    // Only the worker whose claim was accepted reports the attempt.
+    if (this.workerId !== undefined && outcome.workerId !== this.workerId) return false;
     const tooLarge = outcome.ok ? this.#engine.durable?.checkResult(outcome.value, `task run '${this.name}'`) : undefined;
     if (tooLarge !== undefined) {
       this.#lastError = tooLarge;

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
-import { parseMessage } from '../../src/codec.js';
+import { encode, parseMessage } from '../../src/codec.js';
+import { jetstream } from '@nats-io/jetstream';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
 import { busyFanOut, cachedFlow, cancellable, deaf, failing, gpuFlow, onGpu, roundTrip, slowChain, spread } from '../fixtures/nats/tasks.js';
 
@@ -49,6 +50,30 @@ describe('workers', () => {
     expect(items.filter((i) => i.type === 'task.claim')).toHaveLength(50);
     expect(items.filter((i) => i.type === 'task.outcome')).toHaveLength(50);
     expect(toOwner.filter((m) => m.type === 'task.batch').length).toBeGreaterThan(0);
+  });
+
+  it('aborts a body whose claim the owner refuses, and sends no outcome for it', async () => {
+    const { processes, server, owner, hits } = fixture;
+    await processes.startWorker(server.url, 2);
+    const ownerSubject = `tenaz.owner.${owner.ownerId}`;
+    const tap = await connect({ servers: server.url });
+    const toOwner: Array<Record<string, unknown>> = [];
+    tap.subscribe(ownerSubject, {
+      callback: (_, msg) => {
+        const message = parseMessage(msg.data);
+        if (message?.type === 'task.batch') toOwner.push(...(message.items as Array<Record<string, unknown>>));
+        else if (message) toOwner.push(message);
+      },
+    });
+    // A first delivery starts its body before the owner answers its claim; here the owner has no such run.
+    const dispatch = { v: 1, type: 'task.dispatch', taskRunId: 'no-such-run-here', taskRunName: 'sleep-or-abort-0', taskName: 'sleep-or-abort', attempt: 1, args: [5_000, hits.url], owner: ownerSubject, heartbeatMs: 1_000, idempotencyKey: 'k' };
+    await jetstream(tap).publish('tenaz.task.default.sleep-or-abort', encode(dispatch));
+    await hits.until((hit) => hit.what === 'aborted');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await tap.flush();
+    expect(toOwner.filter((m) => m.taskRunId === 'no-such-run-here').map((m) => m.type)).toEqual(['task.claim']);
+    expect(hits.hits.some((hit) => hit.what === 'slept')).toBe(false);
+    await tap.close();
   });
 
   it('cancels a flow run: the body on the worker sees its signal abort, and the runs end Cancelled', async () => {

@@ -314,10 +314,15 @@ function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal'
       },
       AwaitingRetry: {
         entry: { type: 'publish', params: { state: 'AwaitingRetry' } },
-        after: {
-          // Transition actions run before the next state's entry, which sees the new attempt number.
-          retryDelay: START_ATTEMPT.map((transition) => ({ ...transition, actions: assign({ attempt: ({ context }) => context.attempt + 1 }) })),
-        },
+        // A retry without delay (and a restart after a crash) starts at once, not on the next
+        // turn of a busy event loop, which a timer of 0 ms waits for.
+        always: { guard: ({ context }) => context.retryDelayMs === 0, target: 'NextAttempt' },
+        after: { retryDelay: 'NextAttempt' },
+      },
+      // Transient: the next attempt's number, then where it starts. Transition actions run
+      // before the next state's entry, which sees the new attempt number.
+      NextAttempt: {
+        always: START_ATTEMPT.map((transition) => ({ ...transition, actions: assign({ attempt: ({ context }) => context.attempt + 1 }) })),
       },
       Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },
       /** Not published: the run completed before its flow run resumed, and said so then. */

@@ -163,6 +163,18 @@ describe('taskRunMachine', () => {
     expect(published).toEqual(['Pending', 'Running', 'AwaitingRetry', 'Retrying']);
   });
 
+  it('starts a retry without delay at once, without waiting for a timer, and leaves none behind', () => {
+    const { actor, clock, published, started } = startTaskRun();
+    actor.send({ type: 'attempt.failed', attempt: 1, error: boom });
+    actor.send({ type: 'supervisor.restart', delayMs: 0 });
+
+    expect(actor.getSnapshot().value).toBe('Running');
+    expect(actor.getSnapshot().context.attempt).toBe(2);
+    expect(started).toEqual([1, 2]);
+    expect(published).toEqual(['Pending', 'Running', 'AwaitingRetry', 'Retrying']);
+    expect(clock.pending.size).toBe(0);
+  });
+
   it('completes on the second attempt with its result and no failure left', () => {
     const { actor, published } = startSecondAttempt(100);
     actor.send({ type: 'attempt.succeeded', attempt: 2, value: 'ok' });
@@ -460,7 +472,6 @@ describe('taskRunMachine on a worker (remote attempts)', () => {
     actor.send({ type: 'attempt.claimed', attempt: 1 });
     clock.increment(300);
     actor.send({ type: 'supervisor.restart', delayMs: 0 });
-    clock.increment(0);
     expect(actor.getSnapshot().value).toBe('Dispatched');
     expect(started).toEqual([1, 2]);
 

@@ -67,6 +67,8 @@ const SUBJECTS_OVERLAP = 10065;
 const PROBE_KEY = '_.ready';
 /** Entries `list()` reads at once. */
 const LIST_READS_AT_ONCE = 64;
+/** Revisions remembered as written here without a time to live (the oldest go first). */
+const UNTIMED_REVISIONS = 10_000;
 
 // The wire codec's options: plain maps, no shared record structures between processes.
 
@@ -94,6 +96,12 @@ class NatsKvStore implements KvStore {
   readonly #buckets = new Map<string, Promise<KV>>();
   #jsm: Promise<JetStreamManager> | undefined;
   readonly #garbled: DropCounter;
+  /**
+   * The last revision this store wrote, without a time to live, of each key it wrote lately.
+   * A compare-and-set on one of them needs no read first: written here without one, the
+   * entry cannot have expired, and if anyone wrote the key since, the server refuses the write.
+   */
+  readonly #untimed = new Map<string, number>();
   #closed = false;
 
   constructor(options: ResolvedKvStoreOptions) {
@@ -127,22 +135,34 @@ class NatsKvStore implements KvStore {
     const kv = await this.#bucket(bucket);
     const kvKey = toKvKey(key);
     const bytes = this.#encode(bucket, key, kvKey, value, ttlMs);
+    const written = `${bucket}/${kvKey}`;
+    const untimed = this.#untimed.get(written);
+    this.#untimed.delete(written);
+    let revision: number;
     try {
-      if (expectedRevision === undefined) return await retryUnanswered(() => kv.put(kvKey, bytes));
-      if (expectedRevision === 0) return await this.#create(kv, bucket, key, kvKey, bytes);
-      // An expired entry is absent, so its revision must not match: look before writing.
-      const found = (await this.#read(kv, bucket, key, kvKey)).entry?.revision ?? 0;
-      if (found !== expectedRevision) throw mismatch(bucket, key, expectedRevision, found);
-      return await retryUnanswered(() => kv.update(kvKey, bytes, expectedRevision));
+      if (expectedRevision === undefined) revision = await retryUnanswered(() => kv.put(kvKey, bytes));
+      else if (expectedRevision === 0) revision = await this.#create(kv, bucket, key, kvKey, bytes);
+      else {
+        // An expired entry is absent, so its revision must not match: look before writing,
+        // unless this store wrote that revision itself, without a time to live.
+        if (untimed !== expectedRevision) {
+          const found = (await this.#read(kv, bucket, key, kvKey)).entry?.revision ?? 0;
+          if (found !== expectedRevision) throw mismatch(bucket, key, expectedRevision, found);
+        }
+        revision = await retryUnanswered(() => kv.update(kvKey, bytes, expectedRevision));
+      }
     } catch (error) {
       if (isWrongLastSequence(error)) throw mismatch(bucket, key, expectedRevision ?? 0, undefined, error);
       throw error;
     }
+    if (ttlMs === undefined) this.#rememberUntimed(written, revision);
+    return revision;
   }
 
   async delete(bucket: string, key: string): Promise<void> {
     this.#check();
     await this.#bucket(bucket);
+    this.#untimed.delete(`${bucket}/${toKvKey(key)}`);
     // A purge of the key's subject, not a KV delete: a delete leaves a marker behind for
     // good (2.9 has no marker expiry), and listing a bucket reads every marker.
     const name = this.kvBucketName(bucket);
@@ -173,10 +193,16 @@ class NatsKvStore implements KvStore {
   async close(): Promise<void> {
     this.#closed = true;
     this.#buckets.clear();
+    this.#untimed.clear();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  #rememberUntimed(written: string, revision: number): void {
+    this.#untimed.set(written, revision);
+    if (this.#untimed.size > UNTIMED_REVISIONS) this.#untimed.delete(this.#untimed.keys().next().value!);
   }
 
   /** Create-if-absent, where an expired or garbled entry counts as absent. */

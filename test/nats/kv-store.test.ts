@@ -156,6 +156,25 @@ describe('kv store', () => {
     }
   });
 
+  it('refuses an update expecting a revision this process wrote once another process wrote the key since', async () => {
+    const namespace = `since${(namespaces += 1)}`;
+    const [a, b] = (await Promise.all([1, 2].map(() => openStore({ namespace })))) as [Opened, Opened];
+    try {
+      // A remembers the revisions it wrote without a time to live and updates them without a read first.
+      const mine = await a.store.put('runs', 'r', 'a1', { expectedRevision: 0 });
+      const next = await a.store.put('runs', 'r', 'a2', { expectedRevision: mine });
+      await b.store.put('runs', 'r', 'b', { expectedRevision: next, ttlMs: 60_000 });
+      await expect(a.store.put('runs', 'r', 'a3', { expectedRevision: next })).rejects.toBeInstanceOf(RevisionMismatchError);
+      expect((await a.store.get('runs', 'r'))?.value).toBe('b');
+      // After a delete, the key is absent whatever this process wrote before.
+      const again = await a.store.put('runs', 'gone', 1, { expectedRevision: 0 });
+      await b.store.delete('runs', 'gone');
+      await expect(a.store.put('runs', 'gone', 2, { expectedRevision: again })).rejects.toBeInstanceOf(RevisionMismatchError);
+    } finally {
+      await Promise.all([a, b].map((opened) => opened.cleanup()));
+    }
+  });
+
   it('lets exactly one of two processes win each compare-and-set, and loses no increment', async () => {
     const namespace = `race${(namespaces += 1)}`;
     const processes = await Promise.all([1, 2, 3, 4].map(() => openStore({ namespace })));

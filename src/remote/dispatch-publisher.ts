@@ -16,6 +16,7 @@ import { createInbox, headers, type Msg, type MsgHdrs, type NatsConnection, type
 import type { Logger } from 'pino';
 import { NoRespondersError, PayloadTooLargeError, TimeoutError } from '../errors.js';
 import type { RemoteTaskRun } from './dispatcher.js';
+import { parsePubAck } from '../nats/stream-publisher.js';
 
 /** How long a publish waits for the stream's ack before it is sent again, in ms (as `jetstream()`'s default). */
 const DEFAULT_ACK_TIMEOUT_MS = 5_000;
@@ -65,7 +66,6 @@ export class DispatchPublisher {
   readonly #retries = new Set<NodeJS.Timeout>();
   readonly #sweep: NodeJS.Timeout;
   readonly #statuses: AsyncIterable<{ type: string }> & { stop?: () => void };
-  readonly #decoder = new TextDecoder();
   #nextToken = 0;
   #streamReady = false;
   #ensuring: Promise<void> | undefined;
@@ -150,30 +150,13 @@ export class DispatchPublisher {
       this.#streamReady = false;
       return this.#failed(pending, new NoRespondersError(`no stream takes '${pending.subject}'`));
     }
-    const error = this.#parseAckError(msg.data);
-    if (error !== undefined) {
-      if (isPayloadTooLarge(error)) return this.#tooLarge(pending, error);
+    const ack = parsePubAck(msg.data);
+    if (ack instanceof Error) {
+      if (isPayloadTooLarge(ack)) return this.#tooLarge(pending, ack);
       this.#streamReady = false;
-      return this.#failed(pending, error);
+      return this.#failed(pending, ack);
     }
     if (pending.warned) this.#logger.info({ taskRunId: pending.run.id, attempt: pending.attempt }, 'dispatched the task run after all');
-  }
-
-  /** `undefined` for a PubAck that says the message is stored, else what went wrong. */
-  #parseAckError(data: Uint8Array): Error | undefined {
-    let ack: { stream?: unknown; error?: { code?: number; err_code?: number; description?: string } };
-    try {
-      ack = JSON.parse(this.#decoder.decode(data)) as typeof ack;
-    } catch (cause) {
-      return new Error('the stream answered the publish with something that is not a PubAck', { cause });
-    }
-    if (ack === null || typeof ack !== 'object') return new Error('the stream answered the publish with something that is not a PubAck');
-    if (ack.error !== undefined) {
-      const { description, code, err_code: errCode } = ack.error ?? {};
-      return new Error(`the stream refused the publish: ${String(description)} (code ${String(code)}, err_code ${String(errCode)})`);
-    }
-    if (typeof ack.stream !== 'string' || ack.stream === '') return new Error('the stream answered the publish with an invalid PubAck');
-    return undefined;
   }
 
   #tooLarge(pending: PendingDispatch, cause: unknown): void {

@@ -311,7 +311,10 @@ export class TaskWorker implements AsyncDisposable {
       if (!held.controller.aborted) held.controller.abort(new CancelledError(`task run '${dispatch.taskRunName}' was given up: its owner did not accept the claim`));
     });
     try {
-      const outcome = await this.#run(held, definition);
+      const running = this.#run(held, definition);
+      // A refused claim frees the slot at once: the body, told by its signal, ends when it will.
+      const outcome = await Promise.race([running, claim.then((accepted) => (accepted ? running : undefined))]);
+      if (outcome === undefined) return;
       // The outcome follows the claim at once, without waiting for its answer.
       if (!held.handedBack && !held.refused && (!held.controller.aborted || outcome.ok === false)) await this.#deliver(dispatch, outcome, held);
       // The dispatch is acked or left to the stream before the slot is free again.

@@ -76,6 +76,20 @@ describe('workers', () => {
     await tap.close();
   });
 
+  it('frees the slot of a body whose claim was refused even when the body ignores its signal', async () => {
+    const { processes, server, owner, hits } = fixture;
+    await processes.startWorker(server.url, 1);
+    const tap = await connect({ servers: server.url });
+    const ownerSubject = `tenaz.owner.${owner.ownerId}`;
+    const dispatch = { v: 1, type: 'task.dispatch', taskRunId: 'no-such-deaf-run', taskRunName: 'deaf-once-0', taskName: 'deaf-once', attempt: 1, args: [hits.url], owner: ownerSubject, heartbeatMs: 1_000, idempotencyKey: 'k' };
+    await jetstream(tap).publish('tenaz.task.default.deaf-once', encode(dispatch));
+    await hits.until((hit) => hit.what === 'start');
+    await tap.close();
+    // The worker's one slot is free again: a real run goes through it.
+    const result = await owner.start(spread, 3, 0).result();
+    expect(result.map((r) => r.i)).toEqual([0, 1, 2]);
+  });
+
   it('cancels a flow run: the body on the worker sees its signal abort, and the runs end Cancelled', async () => {
     const { processes, server, owner, events, hits } = fixture;
     await processes.startWorker(server.url, 2);

@@ -223,9 +223,10 @@ export class TaskDispatcher {
   #outcome(outcome: TaskOutcome): OutcomeReply {
     const run = this.#runs.get(outcome.taskRunId);
     // The claim goes before the outcome is applied: leaving Running gives the attempt up,
-    // and a worker that has just finished it needs no cancel.
+    // and a worker that has just finished it needs no cancel. Only its own worker's outcome
+    // settles it (the run refuses any other).
     const claim = this.#claims.get(outcome.taskRunId);
-    if (claim?.attempt === outcome.attempt) this.#claims.delete(outcome.taskRunId);
+    if (claim?.attempt === outcome.attempt && claim.workerId === outcome.workerId) this.#claims.delete(outcome.taskRunId);
     const accepted = run?.acceptOutcome(outcome) ?? false;
     if (!accepted) {
       // A zombie: the attempt was given up (timeout, crash, cancel) before its outcome came.

@@ -18,7 +18,7 @@ import type { FlowDefinition } from '../runtime/definitions.js';
 import { ensureFlowConsumer, ensureFlowsStream, enqueueFlowRun, flowTakeSchema, type FlowTake } from './flow-queue.js';
 import type { OwnerDirectory } from './owners.js';
 import { toFlowArgs } from '../runtime/flow-args.js';
-import { ACTIVE_BUCKET, RUNS_BUCKET, parseActiveEntry, parseFlowRunRecord, type FlowRunRecord } from './records.js';
+import { ACTIVE_BUCKET, parseActiveEntry, readFlowRunRecord, type FlowRunRecord } from './records.js';
 import { endRun } from './end-run.js';
 import type { RunRecorder } from './run-recorder.js';
 
@@ -173,16 +173,15 @@ export class FlowServer {
       return this.enqueue({ flowRunId, flowName, reason: 'resume', deadOwner }, `resume:${flowRunId}:${deadOwner}:${period}`);
     }
     const { store } = this.#host;
-    const entry = await store.get(RUNS_BUCKET, flowRunId);
-    const record = entry === null ? null : parseFlowRunRecord(entry.value);
-    if (entry === null || record === null) {
-      if (entry !== null) this.#garbled.drop({ bucket: RUNS_BUCKET, key: flowRunId });
+    const stored = await readFlowRunRecord(store, flowRunId, this.#garbled);
+    if (typeof stored === 'string') {
       await store.delete(ACTIVE_BUCKET, flowRunId);
       return false;
     }
+    const { record, revision } = stored;
     if (isTerminal(record.state.name) || record.owner !== deadOwner) return false;
     const message = `its process stopped, and no live process serves flow '${flowName}' to resume it`;
-    await endRun(this.#host, record, entry.revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message });
+    await endRun(this.#host, record, revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message });
     return false;
   }
 
@@ -216,10 +215,10 @@ export class FlowServer {
   async #take(take: FlowTake, definition: FlowDefinition): Promise<void> {
     const { store, recorder, directory, logger } = this.#host;
     for (let attempt = 0; attempt < TAKE_ATTEMPTS; attempt += 1) {
-      const entry = await store.get(RUNS_BUCKET, take.flowRunId);
-      if (entry === null) return this.#drops.drop({ flowRunId: take.flowRunId, reason: 'no such flow run recorded' });
-      const record = parseFlowRunRecord(entry.value);
-      if (record === null) return this.#garbled.drop({ bucket: RUNS_BUCKET, key: take.flowRunId });
+      const stored = await readFlowRunRecord(store, take.flowRunId, this.#garbled);
+      if (stored === 'absent') return this.#drops.drop({ flowRunId: take.flowRunId, reason: 'no such flow run recorded' });
+      if (stored === 'garbled') return;
+      const { record, revision } = stored;
       if (isTerminal(record.state.name) || record.flowName !== definition.options.name) return;
       if (this.#host.isRunning(record.id)) return;
       // Held by a live owner: someone took it first. The owner a resume names is dead, whatever this process saw of it yet.
@@ -232,11 +231,11 @@ export class FlowServer {
           parameters = toFlowArgs(definition, new Map(Object.entries(record.namedParameters)));
         } catch (error) {
           const message = (error as Error).message;
-          if (await endRun(this.#host, record, entry.revision, 'Failed', { name: 'ParameterValidationError', code: 'PARAMETER_VALIDATION', message })) return;
+          if (await endRun(this.#host, record, revision, 'Failed', { name: 'ParameterValidationError', code: 'PARAMETER_VALIDATION', message })) return;
           continue;
         }
       }
-      const taken = await recorder.take(record, entry.revision, (r) => ({
+      const taken = await recorder.take(record, revision, (r) => ({
         ...r,
         parameters,
         namedParameters: undefined,

@@ -15,6 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import type { DropCounter } from '../drop-counter.js';
+import type { Store } from '../store/store.js';
 import { STATE_TYPE_BY_NAME, type RunState, type StateName, type StateType } from '../../actors/state.js';
 
 export const RUNS_BUCKET = 'runs';
@@ -162,6 +164,24 @@ const activeEntrySchema = z.looseObject({ v: z.literal(RECORD_VERSION), flowName
 export function parseFlowRunRecord(value: unknown): FlowRunRecord | null {
   const parsed = flowRunRecordSchema.safeParse(value);
   return parsed.success ? (parsed.data as FlowRunRecord) : null;
+}
+
+/** A flow run's record and the revision it was read at. */
+export interface StoredFlowRun {
+  record: FlowRunRecord;
+  revision: number;
+}
+
+/** A flow run's record as stored: `'absent'`, `'garbled'` (reported to `garbled`), or the record. */
+export async function readFlowRunRecord(store: Store, flowRunId: string, garbled: DropCounter): Promise<StoredFlowRun | 'absent' | 'garbled'> {
+  const entry = await store.get(RUNS_BUCKET, flowRunId);
+  if (entry === null) return 'absent';
+  const record = parseFlowRunRecord(entry.value);
+  if (record === null) {
+    garbled.drop({ bucket: RUNS_BUCKET, key: flowRunId });
+    return 'garbled';
+  }
+  return { record, revision: entry.revision };
 }
 
 /** The record, or `null` when the stored value is not a task run record. */

@@ -26,6 +26,7 @@ import {
   appendHistory,
   journalKey,
   parseFlowRunRecord,
+  readFlowRunRecord,
   parseTaskRunRecord,
   type ActiveEntry,
   type FlowRunRecord,
@@ -256,9 +257,8 @@ export class RunAdmin {
       if (live.some((lease) => lease.flows.includes(record.flowName))) continue;
       const message = `its process stopped, and no live process serves flow '${record.flowName}' to resume it`;
       if (await endRun(this.#host, record, revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message })) {
-        const entry = await this.#host.store.get(RUNS_BUCKET, record.id);
-        const updated = entry === null ? null : parseFlowRunRecord(entry.value);
-        if (updated) ended.set(record.id, updated);
+        const updated = await readFlowRunRecord(this.#host.store, record.id, this.#garbled);
+        if (typeof updated !== 'string') ended.set(record.id, updated.record);
       }
     }
     return found.map(({ record }) => ended.get(record.id) ?? record);
@@ -291,14 +291,10 @@ export class RunAdmin {
 
   async #read(flowRunId: string): Promise<{ record: FlowRunRecord; revision: number }> {
     if (typeof flowRunId !== 'string' || flowRunId === '') throw new InvalidArgumentError('a flow run id is needed');
-    const entry = await this.#host.store.get(RUNS_BUCKET, flowRunId);
-    if (entry === null) throw new RunNotFoundError(`no flow run ${flowRunId} is recorded`);
-    const record = parseFlowRunRecord(entry.value);
-    if (record === null) {
-      this.#garbled.drop({ bucket: RUNS_BUCKET, key: flowRunId });
-      throw new RunNotFoundError(`the record of flow run ${flowRunId} is garbled; it was skipped`);
-    }
-    return { record, revision: entry.revision };
+    const stored = await readFlowRunRecord(this.#host.store, flowRunId, this.#garbled);
+    if (stored === 'absent') throw new RunNotFoundError(`no flow run ${flowRunId} is recorded`);
+    if (stored === 'garbled') throw new RunNotFoundError(`the record of flow run ${flowRunId} is garbled; it was skipped`);
+    return stored;
   }
 }
 

@@ -20,7 +20,7 @@ describe('StreamPublisher', () => {
 
   afterAll(async () => {
     await nc?.close();
-    await server?.stop();
+    await server?.dispose();
   });
 
   it('resolves with the sequence the stream stored each publish at', async () => {

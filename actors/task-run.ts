@@ -6,11 +6,11 @@
  *   runs (in this process, or on a worker), and later sends back
  *   `attempt.succeeded` or `attempt.failed` carrying that attempt number;
  *   a remote attempt is first dispatched (`Dispatched`, shown as `Pending`)
- *   and runs once a worker claims it (`attempt.claimed`); while it runs the
- *   worker's heartbeats (`attempt.heartbeat`) keep it alive, and when they
- *   stop for `heartbeatTimeoutMs` the attempt has crashed;
- * - `warnUnclaimed` says a dispatched attempt has waited `claimWarningMs`
- *   for a worker;
+ *   and runs once a worker claims it (`attempt.claimed`). The runtime watches
+ *   the heartbeats of remote attempts, one sweep for all of them rather than a
+ *   timer each, and says when they stop (`attempt.crashed`) or when an attempt
+ *   has waited long for a worker (`attempt.unclaimed`);
+ * - `warnUnclaimed` says a dispatched attempt has waited for a worker;
  * - `abortAttempt` gives the attempt up (its body's `AbortSignal` is aborted);
  * - `lookupJournal` answers `journal.hit`, `journal.miss` or `journal.conflict`
  *   (only in `resumedTaskRunMachine`, for a call of a resumed flow run);
@@ -38,12 +38,10 @@ export interface TaskRunInput {
   /** First attempt number; above 1 when a run resumes. @default 1 */
   attempt?: number;
   /**
-   * Set for task runs executed by workers: an attempt that sends no heartbeat
-   * for this long has crashed. Unset for attempts run in this process.
+   * Whether attempts run on workers: each is dispatched, and runs once claimed.
+   * The runtime watches their heartbeats and says when they stop (`attempt.crashed`).
    */
-  heartbeatTimeoutMs?: number;
-  /** How long a dispatched attempt may wait for a worker before `warnUnclaimed`. @default 10000 */
-  claimWarningMs?: number;
+  remote?: boolean;
 }
 
 export interface TaskRunFailure {
@@ -56,8 +54,7 @@ export interface TaskRunContext {
   attempt: number;
   timeoutMs: number | undefined;
   hasCacheKey: boolean;
-  heartbeatTimeoutMs: number | undefined;
-  claimWarningMs: number;
+  remote: boolean;
   /** Delay before the next attempt, as decided by the supervisor. */
   retryDelayMs: number;
   failure: TaskRunFailure | undefined;
@@ -75,9 +72,7 @@ export type TaskRunEvent =
   | { type: 'attempt.crashed'; attempt: number; error: StateError }
   /** A worker took the dispatched attempt and runs it. */
   | { type: 'attempt.claimed'; attempt: number }
-  /** The worker running the attempt is alive. */
-  | { type: 'attempt.heartbeat'; attempt: number }
-  /** Raised by the machine itself when a dispatched attempt has waited long for a worker. */
+  /** Said by the runtime when a dispatched attempt has waited long for a worker. */
   | { type: 'attempt.unclaimed'; attempt: number }
   /** Raised by the machine itself when a timed attempt runs out of time. */
   | { type: 'attempt.timedOut'; attempt: number }
@@ -122,11 +117,7 @@ export const HEARTBEAT_LOST_ERROR: StateError = {
   retryable: true,
 };
 
-export const DEFAULT_CLAIM_WARNING_MS = 10_000;
-
 const ATTEMPT_TIMER_ID = 'attemptTimeout';
-const HEARTBEAT_TIMER_ID = 'heartbeatTimeout';
-const CLAIM_TIMER_ID = 'claimWarning';
 
 /** Where an attempt starts: on a worker, after dispatch, or here at once. */
 const START_ATTEMPT = [{ guard: 'isRemote', target: 'Dispatched' }, { target: 'Running' }] as const;
@@ -158,7 +149,7 @@ const taskRunSetup = setup({
   },
   guards: {
     isCurrentAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
-    isRemote: ({ context }) => context.heartbeatTimeoutMs !== undefined,
+    isRemote: ({ context }) => context.remote,
   },
 });
 
@@ -175,8 +166,7 @@ function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal'
       attempt: input.attempt ?? 1,
       timeoutMs: input.timeoutMs,
       hasCacheKey: input.hasCacheKey ?? false,
-      heartbeatTimeoutMs: input.heartbeatTimeoutMs,
-      claimWarningMs: input.claimWarningMs ?? DEFAULT_CLAIM_WARNING_MS,
+      remote: input.remote ?? false,
       retryDelayMs: 0,
       failure: undefined,
       failures: 0,
@@ -217,28 +207,18 @@ function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal'
           enqueueActions(({ context, enqueue }) => {
             if (context.attempt > 1) enqueue({ type: 'publish', params: { state: 'Pending' } });
             enqueue('startAttempt');
-            enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
           }),
         ],
         exit: [
           enqueueActions(({ event, enqueue }) => {
-            enqueue.cancel(CLAIM_TIMER_ID);
             // A claimed attempt goes on running; any other way out gives it up.
             if (event.type !== 'attempt.claimed') enqueue({ type: 'abortAttempt', params: { reason: event.type } });
           }),
         ],
         on: {
           'attempt.claimed': { guard: 'isCurrentAttempt', target: 'Running' },
-          // The warning repeats while nobody takes the attempt; the attempt itself waits on.
-          'attempt.unclaimed': {
-            guard: 'isCurrentAttempt',
-            actions: [
-              'warnUnclaimed',
-              enqueueActions(({ context, enqueue }) => {
-                enqueue.raise({ type: 'attempt.unclaimed', attempt: context.attempt }, { id: CLAIM_TIMER_ID, delay: context.claimWarningMs });
-              }),
-            ],
-          },
+          // Said by the runtime while nobody takes the attempt; the attempt itself waits on.
+          'attempt.unclaimed': { guard: 'isCurrentAttempt', actions: 'warnUnclaimed' },
           // The dispatch itself failed (arguments too large, ...).
           'attempt.failed': { guard: 'isCurrentAttempt', target: 'Supervised', actions: 'recordError' },
         },
@@ -248,32 +228,22 @@ function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal'
           { type: 'publish', params: ({ context }) => ({ state: context.attempt > 1 ? 'Retrying' : 'Running' }) },
           enqueueActions(({ context, enqueue }) => {
             // A remote attempt was started on entry to Dispatched.
-            if (context.heartbeatTimeoutMs === undefined) enqueue('startAttempt');
-            else enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
+            if (!context.remote) enqueue('startAttempt');
             // Only timed attempts carry a timer: most tasks have no timeout and pay nothing for it.
             if (context.timeoutMs === undefined) return;
             enqueue.raise({ type: 'attempt.timedOut', attempt: context.attempt }, { id: ATTEMPT_TIMER_ID, delay: context.timeoutMs });
           }),
         ],
         exit: [
-          // Only timed and remote attempts have timers to cancel.
+          // Only timed attempts have a timer to cancel.
           enqueueActions(({ context, enqueue }) => {
             if (context.timeoutMs !== undefined) enqueue.cancel(ATTEMPT_TIMER_ID);
-            if (context.heartbeatTimeoutMs !== undefined) enqueue.cancel(HEARTBEAT_TIMER_ID);
           }),
           // Giving up an attempt that already settled is harmless: the runtime ignores it.
           // The reason is what ended the attempt (`attempt.timedOut`, `cancel`, ...).
           { type: 'abortAttempt', params: ({ event }) => ({ reason: event.type }) },
         ],
         on: {
-          'attempt.heartbeat': {
-            guard: 'isCurrentAttempt',
-            actions: enqueueActions(({ context, enqueue }) => {
-              if (context.heartbeatTimeoutMs === undefined) return;
-              enqueue.cancel(HEARTBEAT_TIMER_ID);
-              enqueue.raise(heartbeatLost(context), { id: HEARTBEAT_TIMER_ID, delay: context.heartbeatTimeoutMs });
-            }),
-          },
           'attempt.succeeded': {
             guard: 'isCurrentAttempt',
             target: 'Completed',
@@ -348,7 +318,3 @@ export const taskRunMachine = createTaskRunMachine('taskRun', 'Pending');
  * as it is (`Replayed`, not published: it was when it completed).
  */
 export const resumedTaskRunMachine = createTaskRunMachine('resumedTaskRun', 'CheckingJournal');
-
-function heartbeatLost(context: TaskRunContext): TaskRunEvent {
-  return { type: 'attempt.crashed', attempt: context.attempt, error: HEARTBEAT_LOST_ERROR };
-}

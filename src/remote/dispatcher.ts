@@ -17,13 +17,17 @@ import { wire, type BatchReply, type ClaimReply, type OutcomeReply, type TaskCan
 import { ensureTasksStream } from './streams.js';
 import { DispatchPublisher } from './dispatch-publisher.js';
 import { parseToOwner } from './parse-messages.js';
+import { AttemptWatch } from './attempt-watch.js';
 
 /** What the dispatcher needs of a task run; `TaskRunRuntime` implements it. */
 export interface RemoteTaskRun {
   readonly id: string;
   /** Accepts a claim of `attempt` if the run waits for exactly that attempt to be claimed. */
   acceptClaim(attempt: number, workerId?: string): boolean;
-  heartbeat(attempt: number): void;
+  /** The heartbeats of `attempt` stopped: its worker is gone. */
+  attemptCrashed(attempt: number): void;
+  /** `attempt` has waited long for a worker. */
+  attemptUnclaimed(attempt: number): void;
   /** Applies an outcome of the current attempt; false (and nothing applied) for any other. */
   acceptOutcome(outcome: TaskOutcome): boolean;
   /** The attempt could not be dispatched at all. */
@@ -43,6 +47,11 @@ export interface TaskDispatcherOptions {
   ownerId: string;
   /** How often workers heartbeat; while this owner is cut off from the server it vouches for them as often. */
   heartbeatMs: number;
+  /** A claimed attempt without a heartbeat for this long has crashed. */
+  heartbeatTimeoutMs: number;
+  /** How long a dispatched attempt waits for a worker before each warning. */
+  claimWarningMs: number;
+  now?: () => number;
 }
 
 /**
@@ -72,6 +81,8 @@ export class TaskDispatcher {
   /** The worker holding each claimed attempt, to send it a cancel. */
   readonly #claims = new Map<string, Pick<TaskClaim, 'attempt' | 'worker' | 'workerId'>>();
   readonly #drops: DropCounter;
+  /** Whose heartbeats stopped, and who waits long for a worker. */
+  readonly #watch: AttemptWatch;
   #jsm: Promise<JetStreamManager> | undefined;
   #subscription: ReturnType<Bus['subscribe']> | undefined;
 
@@ -87,6 +98,13 @@ export class TaskDispatcher {
     this.#drops = new DropCounter(this.#logger, 'dropped a message to this owner that is not a claim, heartbeat or outcome');
     this.#subscription = this.#bus.subscribe(this.ownerSubject, { callback: (delivery) => this.#onMessage(delivery) });
     this.#heartbeatMs = options.heartbeatMs;
+    this.#watch = new AttemptWatch({
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+      claimWarningMs: options.claimWarningMs,
+      now: options.now ?? Date.now,
+      crashed: (taskRunId, attempt) => this.#runs.get(taskRunId)?.attemptCrashed(attempt),
+      unclaimed: (taskRunId, attempt) => this.#runs.get(taskRunId)?.attemptUnclaimed(attempt),
+    });
     void this.#watchConnection();
   }
 
@@ -101,9 +119,7 @@ export class TaskDispatcher {
     this.#statuses = statuses;
     let timer: NodeJS.Timeout | undefined;
     let grace: NodeJS.Timeout | undefined;
-    const vouch = () => {
-      for (const [taskRunId, claim] of this.#claims) this.#runs.get(taskRunId)?.heartbeat(claim.attempt);
-    };
+    const vouch = () => this.#watch.vouchForAll();
     try {
       for await (const status of statuses) {
         if (status.type === 'disconnect') {
@@ -147,12 +163,14 @@ export class TaskDispatcher {
       return;
     }
     const subject = this.#subjects.taskDispatch(pool, message.taskName);
+    this.#watch.dispatched(message.taskRunId, message.attempt);
     // The id makes a publish repeated after a lost ack a no-op on the server.
     this.#publisher.publish(run, message.attempt, subject, bytes, `${message.taskRunId}:${message.attempt}`);
   }
 
   /** The run gave `attempt` up: the worker holding it, if any, is told to abort it. */
   abort(taskRunId: string, attempt: number, reason: string): void {
+    this.#watch.forget(taskRunId, attempt);
     const claim = this.#claims.get(taskRunId);
     if (claim === undefined || claim.attempt !== attempt) return;
     this.#claims.delete(taskRunId);
@@ -167,9 +185,11 @@ export class TaskDispatcher {
   /** A finished run no longer needs its claim. */
   forget(taskRunId: string): void {
     this.#claims.delete(taskRunId);
+    this.#watch.forget(taskRunId);
   }
 
   close(): void {
+    this.#watch.close();
     this.#statuses?.stop?.();
     this.#publisher.close();
     this.#subscription?.unsubscribe();
@@ -195,7 +215,7 @@ export class TaskDispatcher {
     }
     switch (message.type) {
       case 'task.heartbeat':
-        for (const [taskRunId, attempt] of message.runs) this.#runs.get(taskRunId)?.heartbeat(attempt);
+        for (const [taskRunId, attempt] of message.runs) this.#watch.heard(taskRunId, attempt);
         return;
       case 'task.claim':
         this.#reply(delivery, this.#claim(message));
@@ -216,7 +236,10 @@ export class TaskDispatcher {
     const run = this.#runs.get(claim.taskRunId);
     const accepted = run?.acceptClaim(claim.attempt, claim.workerId) ?? false;
     // The parsed claim is a fresh object: it is kept as it is.
-    if (accepted) this.#claims.set(claim.taskRunId, claim);
+    if (accepted) {
+      this.#claims.set(claim.taskRunId, claim);
+      this.#watch.claimed(claim.taskRunId, claim.attempt);
+    }
     return accepted ? CLAIM_ACCEPTED : run ? CLAIM_NOT_WAITING : CLAIM_NO_SUCH_RUN;
   }
 
@@ -226,7 +249,10 @@ export class TaskDispatcher {
     // and a worker that has just finished it needs no cancel. Only its own worker's outcome
     // settles it (the run refuses any other).
     const claim = this.#claims.get(outcome.taskRunId);
-    if (claim?.attempt === outcome.attempt && claim.workerId === outcome.workerId) this.#claims.delete(outcome.taskRunId);
+    if (claim?.attempt === outcome.attempt && claim.workerId === outcome.workerId) {
+      this.#claims.delete(outcome.taskRunId);
+      this.#watch.forget(outcome.taskRunId, outcome.attempt);
+    }
     const accepted = run?.acceptOutcome(outcome) ?? false;
     if (!accepted) {
       // A zombie: the attempt was given up (timeout, crash, cancel) before its outcome came.

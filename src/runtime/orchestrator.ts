@@ -222,6 +222,8 @@ export class Orchestrator implements AsyncDisposable {
           runs: taskRuns,
           ownerId: this.ownerId,
           heartbeatMs,
+          heartbeatTimeoutMs,
+          claimWarningMs,
         }),
         heartbeatTimeoutMs,
         heartbeatMs,

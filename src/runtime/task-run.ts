@@ -7,7 +7,7 @@ import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
 import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common.js';
-import type { TaskRunContext, taskRunMachine } from '../../actors/task-run.js';
+import { HEARTBEAT_LOST_ERROR, type TaskRunContext, type taskRunMachine } from '../../actors/task-run.js';
 import type { RemoteTaskRun } from '../remote/dispatcher.js';
 import { WIRE_VERSION, type TaskOutcome } from '../remote/messages.js';
 import { findUnserializable, toWireValue } from '../codec.js';
@@ -77,8 +77,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     this.name = `${taskName}-${index}`;
     this.#index = index;
     this.#cacheKey = this.#computeCacheKey();
-    // A run that can never set a timer: no time limit, no retry delay, no heartbeat (local).
-    const untimed = engine.remote === undefined && definition.options.timeoutMs === undefined && definition.options.retries === 0;
+    // A run that can never set a timer: no time limit, no retry delay (heartbeats are watched by the dispatcher).
+    const untimed = definition.options.timeoutMs === undefined && definition.options.retries === 0;
     // A call of a resumed flow run may have been made before: its machine looks it up in the journal first.
     const resumed = engine.durable !== undefined && flowRun?.resumed === true;
     this.#actor = createActor(resumed ? engine.machines.resumedTask : engine.machines.task, {
@@ -88,8 +88,7 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
         taskRunId: this.id,
         timeoutMs: definition.options.timeoutMs,
         hasCacheKey: this.#cacheKey !== undefined,
-        heartbeatTimeoutMs: engine.remote?.heartbeatTimeoutMs,
-        claimWarningMs: engine.remote?.claimWarningMs,
+        remote: engine.remote !== undefined,
       },
     });
     // Without an error observer (or a parent) XState rethrows an action's error asynchronously
@@ -237,8 +236,12 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     return true;
   }
 
-  heartbeat(attempt: number): void {
-    this.#send({ type: 'attempt.heartbeat', attempt });
+  attemptCrashed(attempt: number): void {
+    this.#send({ type: 'attempt.crashed', attempt, error: HEARTBEAT_LOST_ERROR });
+  }
+
+  attemptUnclaimed(attempt: number): void {
+    this.#send({ type: 'attempt.unclaimed', attempt });
   }
 
   acceptOutcome(outcome: TaskOutcome): boolean {

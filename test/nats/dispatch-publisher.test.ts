@@ -18,7 +18,8 @@ class FakeRun implements RemoteTaskRun {
   acceptClaim(): boolean {
     return false;
   }
-  heartbeat(): void {}
+  attemptCrashed(): void {}
+  attemptUnclaimed(): void {}
   acceptOutcome(): boolean {
     return false;
   }

@@ -410,7 +410,7 @@ describe('taskRunMachine', () => {
 });
 
 describe('taskRunMachine on a worker (remote attempts)', () => {
-  const remote = { heartbeatTimeoutMs: 300, claimWarningMs: 1_000 };
+  const remote = { remote: true };
 
   it('dispatches once, shows Pending until a worker claims the attempt, then Running', () => {
     const { actor, published, started, aborted } = startTaskRun(remote);
@@ -428,20 +428,19 @@ describe('taskRunMachine on a worker (remote attempts)', () => {
     expect(actor.getSnapshot().output?.result).toBe('done');
   });
 
-  it('waits for a worker as long as it takes, warning every claimWarningMs', () => {
+  it('waits for a worker as long as it takes, warning each time the runtime says it waited long, and sets no timer', () => {
     const { actor, clock, unclaimed, aborted, started } = startTaskRun(remote);
-    clock.increment(999);
+    clock.increment(60_000);
     expect(unclaimed).toEqual([]);
-    clock.increment(1);
-    expect(unclaimed).toEqual([1]);
-    clock.increment(1_000);
+    expect(clock.pending.size).toBe(0);
+    actor.send({ type: 'attempt.unclaimed', attempt: 1 });
+    actor.send({ type: 'attempt.unclaimed', attempt: 1 });
+    // One about another attempt says nothing.
+    actor.send({ type: 'attempt.unclaimed', attempt: 2 });
     expect(unclaimed).toEqual([1, 1]);
     expect(actor.getSnapshot().value).toBe('Dispatched');
     expect(aborted).toEqual([]);
     expect(started).toEqual([1]);
-    // No heartbeat is expected before a claim.
-    clock.increment(10_000);
-    expect(actor.getSnapshot().value).toBe('Dispatched');
   });
 
   it('ignores a claim of another attempt', () => {
@@ -450,18 +449,15 @@ describe('taskRunMachine on a worker (remote attempts)', () => {
     expect(actor.getSnapshot().value).toBe('Dispatched');
   });
 
-  it('crashes the attempt when heartbeats stop for heartbeatTimeoutMs, and heartbeats keep it alive', () => {
+  it('crashes the attempt when the runtime says its heartbeats stopped, and ignores it for another attempt', () => {
     const { actor, clock, aborted, reports } = startTaskRun(remote);
     actor.send({ type: 'attempt.claimed', attempt: 1 });
-    clock.increment(250);
-    actor.send({ type: 'attempt.heartbeat', attempt: 1 });
-    clock.increment(250);
-    actor.send({ type: 'attempt.heartbeat', attempt: 1 });
-    clock.increment(299);
+    clock.increment(60_000);
     expect(actor.getSnapshot().value).toBe('Running');
-    // A heartbeat of an older attempt does not count.
-    actor.send({ type: 'attempt.heartbeat', attempt: 0 });
-    clock.increment(1);
+    expect(clock.pending.size).toBe(0);
+    actor.send({ type: 'attempt.crashed', attempt: 0, error: HEARTBEAT_LOST_ERROR });
+    expect(actor.getSnapshot().value).toBe('Running');
+    actor.send({ type: 'attempt.crashed', attempt: 1, error: HEARTBEAT_LOST_ERROR });
     expect(actor.getSnapshot().value).toBe('Supervised');
     expect(aborted).toEqual(['attempt.crashed']);
     expect(reports).toEqual([{ attempt: 1, failure: { kind: 'crash', error: HEARTBEAT_LOST_ERROR }, failures: 0, crashes: 1 }]);
@@ -470,7 +466,7 @@ describe('taskRunMachine on a worker (remote attempts)', () => {
   it('restarts a crashed attempt as a new dispatch, shown Pending again, and fences the old one out', () => {
     const { actor, clock, published, started } = startTaskRun(remote);
     actor.send({ type: 'attempt.claimed', attempt: 1 });
-    clock.increment(300);
+    actor.send({ type: 'attempt.crashed', attempt: 1, error: HEARTBEAT_LOST_ERROR });
     actor.send({ type: 'supervisor.restart', delayMs: 0 });
     expect(actor.getSnapshot().value).toBe('Dispatched');
     expect(started).toEqual([1, 2]);
@@ -490,10 +486,9 @@ describe('taskRunMachine on a worker (remote attempts)', () => {
     clock.increment(500);
     expect(actor.getSnapshot().value).toBe('Dispatched');
     actor.send({ type: 'attempt.claimed', attempt: 1 });
-    for (let i = 0; i < 4; i++) {
-      clock.increment(25);
-      actor.send({ type: 'attempt.heartbeat', attempt: 1 });
-    }
+    clock.increment(99);
+    expect(actor.getSnapshot().value).toBe('Running');
+    clock.increment(1);
     expect(actor.getSnapshot().value).toBe('Supervised');
     expect(actor.getSnapshot().context.failure?.kind).toBe('timeout');
   });

@@ -97,10 +97,11 @@ interface HeldAttempt {
   readonly claim: Promise<boolean>;
   /** Made into an AbortController only if the body reads its signal. */
   readonly controller: LazyAbort;
-  /** The owner accepted the claim: it watches the attempt's heartbeats. */
-  claimed: boolean;
-  /** The owner did not accept the claim: the body is aborted, and its outcome not sent. */
-  refused: boolean;
+  /**
+   * The owner's answer to the claim, once it came. `accepted`: the owner watches the attempt's
+   * heartbeats. `refused`: the body is aborted, and its outcome not sent.
+   */
+  claimAnswer: 'awaited' | 'accepted' | 'refused';
   /** Handed back to the owner: the body's own outcome, if it ever comes, is not sent. */
   handedBack: boolean;
 }
@@ -293,7 +294,7 @@ export class TaskWorker implements AsyncDisposable {
     });
     // Delivered again: its owner may be gone, or another worker hold the attempt.
     if (message.info.deliveryCount > 1 && !(await claim)) return;
-    const held: HeldAttempt = { dispatch, claim, controller: new LazyAbort(), claimed: false, refused: false, handedBack: false };
+    const held: HeldAttempt = { dispatch, claim, controller: new LazyAbort(), claimAnswer: 'awaited', handedBack: false };
     if (this.#actor.getSnapshot().status === 'done') {
       // Claimed while the worker stopped: hand it straight back.
       await this.#handBackOne(held);
@@ -302,12 +303,11 @@ export class TaskWorker implements AsyncDisposable {
     this.#held.set(dispatch.taskRunId, held);
     this.#actor.send(RUN_TAKEN);
     void claim.then((accepted) => {
+      held.claimAnswer = accepted ? 'accepted' : 'refused';
       if (accepted) {
-        held.claimed = true;
         if (this.#held.get(dispatch.taskRunId) === held) this.#scheduleHeartbeats(dispatch.heartbeatMs);
         return;
       }
-      held.refused = true;
       if (!held.controller.aborted) held.controller.abort(new CancelledError(`task run '${dispatch.taskRunName}' was given up: its owner did not accept the claim`));
     });
     try {
@@ -316,7 +316,7 @@ export class TaskWorker implements AsyncDisposable {
       const outcome = await Promise.race([running, claim.then((accepted) => (accepted ? running : undefined))]);
       if (outcome === undefined) return;
       // The outcome follows the claim at once, without waiting for its answer.
-      if (!held.handedBack && !held.refused && (!held.controller.aborted || outcome.ok === false)) await this.#deliver(dispatch, outcome, held);
+      if (!held.handedBack && held.claimAnswer !== 'refused' && (!held.controller.aborted || outcome.ok === false)) await this.#deliver(dispatch, outcome, held);
       // The dispatch is acked or left to the stream before the slot is free again.
       await claim;
     } finally {
@@ -451,7 +451,7 @@ export class TaskWorker implements AsyncDisposable {
           outcome = wire<TaskOutcome>({ type: 'task.outcome', taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, workerId: this.id, ok: false, error: toWireError(error) });
           continue;
         }
-        if (held?.refused) return;
+        if (held?.claimAnswer === 'refused') return;
         if (err instanceof ClosedError || Date.now() > deadline) {
           this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, err }, 'could not hand the outcome to the owner; the task run runs again: restarted by its owner, or, if the owner died, by the process that resumes its flow run');
           return;
@@ -490,9 +490,9 @@ export class TaskWorker implements AsyncDisposable {
   #heartbeat(): void {
     if (this.#held.size === 0) return;
     const byOwner = new Map<string, Array<[string, number]>>();
-    for (const { dispatch, claimed } of this.#held.values()) {
+    for (const { dispatch, claimAnswer } of this.#held.values()) {
       // The owner watches only attempts it knows to be claimed; a claim's answer comes soon.
-      if (!claimed) continue;
+      if (claimAnswer !== 'accepted') continue;
       let runs = byOwner.get(dispatch.owner);
       if (runs === undefined) byOwner.set(dispatch.owner, (runs = []));
       runs.push([dispatch.taskRunId, dispatch.attempt]);

@@ -10,7 +10,11 @@
  * - `publish` runs on entry to each published state;
  * - `cancelChildren` aborts the body's signal and cancels the task runs and
  *   subflows still running;
- * - the `retryDelay` delay (the flow's retry policy, which may add jitter).
+ * - `decideRetryDelay`, an `assign` of `retryDelayMs`: the flow's retry policy
+ *   (which may add jitter) for the attempt that just failed.
+ *
+ * A retry without delay starts at once, not after a timer of 0 ms, which a
+ * busy event loop serves only on its next turn.
  *
  * The body keeps running while the run is `Cancelling`, so that the run ends
  * `Cancelled` once the body has seen its signal and settled, or once the grace
@@ -42,6 +46,8 @@ export interface FlowRunContext {
   retries: number;
   timeoutMs: number | undefined;
   cancelGraceMs: number;
+  /** Delay before the next attempt, as the retry policy decided. */
+  retryDelayMs: number;
   failure: FlowRunFailure | undefined;
   result: unknown;
 }
@@ -90,9 +96,11 @@ export const flowRunMachine = setup({
     abortBody: (_, _params: { reason: string }) => {},
     publish: (_, _params: { state: StateName }) => {},
     cancelChildren: (_, _params: { reason: string }) => {},
+    decideRetryDelay: assign({ retryDelayMs: 0 }),
+    nextAttempt: assign({ attempt: ({ context }) => context.attempt + 1 }),
   },
   delays: {
-    retryDelay: () => 0,
+    retryDelay: ({ context }) => context.retryDelayMs,
     cancelGrace: ({ context }) => context.cancelGraceMs,
   },
   guards: {
@@ -108,6 +116,7 @@ export const flowRunMachine = setup({
     retries: input.retries ?? 0,
     timeoutMs: input.timeoutMs,
     cancelGraceMs: input.cancelGraceMs,
+    retryDelayMs: 0,
     failure: undefined,
     result: undefined,
   }),
@@ -191,16 +200,15 @@ export const flowRunMachine = setup({
     // Transient: a failed attempt is retried or fails the run for good.
     Judging: {
       always: [
-        { guard: 'canRetry', target: 'AwaitingRetry' },
+        { guard: 'canRetry', target: 'AwaitingRetry', actions: 'decideRetryDelay' },
         { guard: ({ context }) => context.failure?.kind === 'timeout', target: 'TimedOut' },
         { target: 'Failed' },
       ],
     },
     AwaitingRetry: {
       entry: { type: 'publish', params: { state: 'AwaitingRetry' } },
-      after: {
-        retryDelay: { target: 'Active', actions: assign({ attempt: ({ context }) => context.attempt + 1 }) },
-      },
+      always: { guard: ({ context }) => context.retryDelayMs === 0, target: 'Active', actions: 'nextAttempt' },
+      after: { retryDelay: { target: 'Active', actions: 'nextAttempt' } },
       on: { cancel: 'Cancelled' },
     },
     Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },

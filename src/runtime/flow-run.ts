@@ -219,7 +219,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
     for (const child of this.#children) child.cancel(reason);
   }
 
-  /** The machine's `retryDelay`: the flow's retry policy. */
+  /** The machine's `decideRetryDelay`: the flow's retry policy, for the attempt that just failed. */
   retryDelayMs(context: FlowRunContext): number {
     const { retryDelayMs, retryJitterFactor } = this.definition.options;
     return computeRetryDelay(retryDelayMs, context.attempt, retryJitterFactor, this.#engine.random, (err) =>
@@ -314,12 +314,13 @@ export class FlowRunRuntime implements RecordedFlowRun {
   onState(name: StateName, context: FlowRunContext): void {
     const now = this.#engine.now();
     const state = makeRunState(name, now, context.attempt, context.failure?.error);
+    if (name === 'AwaitingRetry') state.scheduledAt = now + context.retryDelayMs;
     this.state = state;
     this.#publish(state, context);
     if (name === 'AwaitingRetry') {
       this.logger.warn(
         { attempt: context.attempt, err: this.#lastError },
-        `Encountered an exception: ${state.errorName}: ${state.message} - Retry ${context.attempt}/${context.retries} will start soon`,
+        `Encountered an exception: ${state.errorName}: ${state.message} - Retry ${context.attempt}/${context.retries} will start ${context.retryDelayMs} ms from now`,
       );
     } else if (isTerminal(name)) {
       this.#finish(state, context);

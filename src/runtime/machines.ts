@@ -3,6 +3,7 @@
  * (never per run: providing builds a new machine). Implementations find their
  * run by id in the engine's registries.
  */
+import { assign } from 'xstate';
 import { flowRunMachine } from '../../actors/flow-run.js';
 import { supervisorMachine } from '../../actors/supervisor.js';
 import { resumedTaskRunMachine, taskRunMachine } from '../../actors/task-run.js';
@@ -42,9 +43,7 @@ export function provideMachines(registries: Registries): Engine['machines'] {
       abortBody: ({ context }, params) => flowRuns.get(context.flowRunId)?.abortBody(params.reason),
       publish: ({ context }, params) => flowRuns.get(context.flowRunId)?.onState(params.state, context),
       cancelChildren: ({ context }, params) => afterAction(() => flowRuns.get(context.flowRunId)?.cancelChildren(params.reason)),
-    },
-    delays: {
-      retryDelay: ({ context }) => flowRuns.get(context.flowRunId)?.retryDelayMs(context) ?? 0,
+      decideRetryDelay: assign({ retryDelayMs: ({ context }) => Math.max(0, flowRuns.get(context.flowRunId)?.retryDelayMs(context) ?? 0) }),
     },
   });
 

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { SimulatedClock, createActor } from 'xstate';
+import { SimulatedClock, assign, createActor } from 'xstate';
 import {
   FLOW_CANCELLED_ERROR,
   FLOW_TIMEOUT_ERROR,
@@ -41,7 +41,7 @@ class PendingClock extends SimulatedClock {
 }
 
 /** Starts a flow run whose I/O actions only record their calls, on a simulated clock. */
-function startFlowRun(input: Partial<FlowRunInput> = {}) {
+function startFlowRun(input: Partial<FlowRunInput> = {}, retryDelayMs = RETRY_DELAY_MS) {
   const clock = new PendingClock();
   const published: StateName[] = [];
   const started: number[] = [];
@@ -61,8 +61,8 @@ function startFlowRun(input: Partial<FlowRunInput> = {}) {
         cancelled.push(params.reason);
         io.push(`cancelChildren:${params.reason}`);
       },
+      decideRetryDelay: assign({ retryDelayMs: retryDelayMs }),
     },
-    delays: { retryDelay: () => RETRY_DELAY_MS },
   });
   const actor = createActor(machine, {
     input: { flowRunId: 'flow-1', cancelGraceMs: CANCEL_GRACE_MS, ...input },
@@ -109,6 +109,24 @@ describe('flowRunMachine', () => {
       expect(actor.getSnapshot().context.attempt).toBe(2);
       expect(started).toEqual([1, 2]);
       expect(published).toEqual(['Pending', 'Running', 'AwaitingRetry', 'Retrying']);
+    });
+
+    it('starts a retry without delay at once, without waiting for a timer', () => {
+      const { actor, clock, published, started } = startFlowRun({ retries: 1 }, 0);
+      actor.send({ type: 'body.failed', attempt: 1, error: retryable });
+
+      // No clock.increment: nothing is scheduled.
+      expect(actor.getSnapshot().value).toEqual({ Active: 'Running' });
+      expect(actor.getSnapshot().context.attempt).toBe(2);
+      expect(started).toEqual([1, 2]);
+      expect(published).toEqual(['Pending', 'Running', 'AwaitingRetry', 'Retrying']);
+      expect(clock.pending.size).toBe(0);
+    });
+
+    it('keeps the delay its retry policy decided for the attempt that failed', () => {
+      const { actor } = startFlowRun({ retries: 2 });
+      actor.send({ type: 'body.failed', attempt: 1, error: retryable });
+      expect(actor.getSnapshot().context.retryDelayMs).toBe(RETRY_DELAY_MS);
     });
 
     it('completes on a later attempt with that attempt result', () => {

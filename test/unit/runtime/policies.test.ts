@@ -134,6 +134,23 @@ describe('flow retries', () => {
     expect(names(recorder.flowEvents(run.id))).toEqual(['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'AwaitingRetry', 'Retrying', 'Completed']);
     recorder.close();
   });
+
+  it('a flow retry waits the delay its policy gives, which its AwaitingRetry event schedules', async () => {
+    const main = flow({ name: uniqueName('flow-retry-delays'), retries: 2, retryDelayMs: [0, 60] }, async () => {
+      if (getRunContext().attempt < 3) throw new Error('flow body fails');
+      return 'done';
+    });
+    const recorder = recordEvents(fx.orchestrator, { kind: 'flow' });
+    const run = fx.orchestrator.start(main);
+    await expect(run.result()).resolves.toBe('done');
+    await recorder.untilFlowEnds(run.id);
+    const events = recorder.flowEvents(run.id);
+    const waits = events.filter((e) => e.state.name === 'AwaitingRetry').map((e) => (e.state.scheduledAt ?? NaN) - e.state.timestamp);
+    expect(waits).toEqual([0, 60]);
+    const retries = events.filter((e) => e.state.name === 'Retrying');
+    expect(retries[1]!.state.timestamp - events.findLast((e) => e.state.name === 'AwaitingRetry')!.state.timestamp).toBeGreaterThanOrEqual(55);
+    recorder.close();
+  });
 });
 
 describe('the error a failed flow run rejects with', () => {

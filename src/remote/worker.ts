@@ -107,6 +107,12 @@ interface HeldAttempt {
 }
 
 const DEFAULT_CONCURRENCY = 16;
+
+/**
+ * Attempts are held by task run and attempt: a task run's next attempt may come to the same
+ * worker while the body of the one given up (timed out, say) is still ending.
+ */
+const heldKey = (taskRunId: string, attempt: number): string => `${taskRunId}#${attempt}`;
 /** Sent on every task run: constants, as the machine only reads them. */
 const RUN_TAKEN = { type: 'run.taken' } as const;
 const RUN_FINISHED = { type: 'run.finished' } as const;
@@ -300,12 +306,12 @@ export class TaskWorker implements AsyncDisposable {
       await this.#handBackOne(held);
       return;
     }
-    this.#held.set(dispatch.taskRunId, held);
+    this.#held.set(heldKey(dispatch.taskRunId, dispatch.attempt), held);
     this.#actor.send(RUN_TAKEN);
     void claim.then((accepted) => {
       held.claimAnswer = accepted ? 'accepted' : 'refused';
       if (accepted) {
-        if (this.#held.get(dispatch.taskRunId) === held) this.#scheduleHeartbeats(dispatch.heartbeatMs);
+        if (this.#held.get(heldKey(dispatch.taskRunId, dispatch.attempt)) === held) this.#scheduleHeartbeats(dispatch.heartbeatMs);
         return;
       }
       if (!held.controller.aborted) held.controller.abort(new CancelledError(`task run '${dispatch.taskRunName}' was given up: its owner did not accept the claim`));
@@ -326,8 +332,9 @@ export class TaskWorker implements AsyncDisposable {
 
   /** The worker is done with the attempt: no more heartbeats for it, and one less running. Idempotent. */
   #release(held: HeldAttempt): void {
-    if (this.#held.get(held.dispatch.taskRunId) !== held) return;
-    this.#held.delete(held.dispatch.taskRunId);
+    const key = heldKey(held.dispatch.taskRunId, held.dispatch.attempt);
+    if (this.#held.get(key) !== held) return;
+    this.#held.delete(key);
     this.#finished += 1;
     if (this.#held.size === 0) {
       // Nothing to heartbeat: the next attempt sets the pace again (owners may ask for another).
@@ -469,8 +476,8 @@ export class TaskWorker implements AsyncDisposable {
       return;
     }
     const { taskRunId, attempt, reason } = parsed.data;
-    const held = this.#held.get(taskRunId);
-    if (held === undefined || held.dispatch.attempt !== attempt) return;
+    const held = this.#held.get(heldKey(taskRunId, attempt));
+    if (held === undefined) return;
     const name = held.dispatch.taskRunName;
     held.controller.abort(
       reason === 'attempt.timedOut'

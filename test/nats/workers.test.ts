@@ -10,7 +10,7 @@ import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { encode, parseMessage } from '../../src/codec.js';
 import { jetstream } from '@nats-io/jetstream';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
-import { busyFanOut, cachedFlow, cancellable, deaf, failing, gpuFlow, onGpu, roundTrip, slowChain, spread } from '../fixtures/nats/tasks.js';
+import { busyFanOut, cachedFlow, cancellable, deaf, failing, gpuFlow, onGpu, roundTrip, slowChain, spread, timingOut } from '../fixtures/nats/tasks.js';
 
 // Default heartbeat timeout: nothing here is about crashes, and a loaded machine must not fake one.
 const fixture = useNatsFixture({ claimWarningMs: 300 });
@@ -168,6 +168,26 @@ describe('workers', () => {
       const other = await processes.startWorker(server.url, 1);
       await worker.close();
       expect(await run.result()).toBe(other.pid);
+    } finally {
+      await local.close();
+      await connection.close();
+    }
+  });
+
+  it('drains at once after running a task run whose timed-out attempt and its retry were both on it', async () => {
+    const { server, owner } = fixture;
+    const connection = await connect({ servers: server.url });
+    const local = createOrchestrator({ nats: connection, logger: pino({ level: 'silent' }), execution: 'local' });
+    try {
+      const worker = local.worker({ concurrency: 8 });
+      await worker.ready();
+      // Every retry comes back to this one worker, often while its first attempt is still ending.
+      expect(await owner.start(timingOut, 4).result()).toEqual([2, 2, 2, 2]);
+      await waitFor(() => worker.stats.running === 0, 5_000);
+      // Before, a retry held under its task run's id hid the first attempt: the worker counted
+      // one run too many, and a drain waited for it for ever.
+      await worker.drain({ graceMs: 60_000 });
+      expect(worker.stats).toMatchObject({ running: 0, finished: 8 });
     } finally {
       await local.close();
       await connection.close();

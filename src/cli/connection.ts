@@ -7,7 +7,7 @@
 import type { LevelWithSilent, Logger } from 'pino';
 import { TenazError } from '../errors.js';
 import type { LogFormat } from '../log.js';
-import { connectOrchestrator, createOrchestrator, type Orchestrator } from '../runtime/orchestrator.js';
+import { INTERNAL, connectOrchestrator, createOrchestrator, type Orchestrator } from '../runtime/orchestrator.js';
 import { createSubjects, DEFAULT_NAMESPACE } from '../subjects.js';
 import { CliError } from './errors.js';
 
@@ -106,6 +106,19 @@ export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrch
     }
     throw error;
   }
+}
+
+/**
+ * An orchestrator that owns flow runs on `worker`'s NATS connection: its task runs go to the
+ * workers, and its runs are durable. For a process that serves flows beside a worker whose
+ * task bodies must run locally. Close it before `worker`, which owns the connection.
+ */
+export async function openFlowOwner(worker: Orchestrator, flags: ConnectionFlags, logger: Logger): Promise<Orchestrator> {
+  const connection = worker.nats;
+  if (connection === undefined) throw new CliError('serving flows needs NATS: give --nats URL or set ' + NATS_URL_ENV);
+  const owner = createOrchestrator({ nats: connection, logger, namespace: namespaceOf(flags), execution: 'workers', durable: true });
+  await owner[INTERNAL].historyReady();
+  return owner;
 }
 
 function firstLine(text: string): string {

@@ -6,7 +6,8 @@
  * are handed back to their owners, who restart them on another worker).
  * Unless `--no-flows`, it also serves the file's flows, durably: flow runs
  * started by name elsewhere (`tenaz start`), retried, or left by a process
- * that died run here, their tasks in this process.
+ * that died run here, and dispatch their tasks to the workers like any flow
+ * run, this one among them.
  */
 import { TenazError } from '../errors.js';
 import { DEFAULT_POOL } from '../options.js';
@@ -15,7 +16,7 @@ import { setDefaultOrchestrator } from '../runtime/ambient.js';
 import { registeredFlows, registeredTasks } from '../runtime/definitions.js';
 import type { TaskWorker } from '../remote/worker.js';
 import type { Orchestrator } from '../runtime/orchestrator.js';
-import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { openFlowOwner, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { CliError } from './errors.js';
 import { assertFlowFile, loadFlowFile } from './load.js';
 import { trapShutdownSignals } from './shutdown.js';
@@ -45,18 +46,23 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
   const graceMs = options.graceMs ?? DEFAULT_WORKER_GRACE_MS;
   assertFlowFile(file, io.cwd);
   const logger = createRootLogger({ format: options.logFormat, level: options.logLevel, destination: io.stdout });
-  // Task bodies run here, so tasks they call run here too, not dispatched again. Flows the
-  // file defines are served too, durably: runs started by name, retried, or left by a dead process.
-  const servesFlows = options.flows !== false;
-  const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local', durable: servesFlows });
+  // Task bodies run here, so tasks they call run here too, not dispatched again (a body waiting
+  // for a task that waits for a free slot of its own worker could wait for ever).
+  const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local', durable: false });
   // Before the import, so that flows or tasks the file calls at module level use this orchestrator too.
   const previous = setDefaultOrchestrator(orchestrator);
   const trap = trapShutdownSignals();
+  // Flows the file defines are served by an orchestrator of their own on the same connection,
+  // durably (runs started by name, retried, or left by a dead process), which dispatches their
+  // tasks to the workers, so that they spread and every worker's concurrency holds.
+  let flowOwner: Orchestrator | undefined;
   try {
     await loadFlowFile(file, io.cwd);
-    if (registeredTasks().size === 0 && (registeredFlows().size === 0 || !servesFlows)) throw new CliError(`no task or flow found in ${file}: define them with task() and flow()`);
+    const servesFlows = options.flows !== false && registeredFlows().size > 0;
+    if (registeredTasks().size === 0 && !servesFlows) throw new CliError(`no task or flow found in ${file}: define them with task() and flow()`);
     const worker = startWorker(orchestrator, options);
-    const flows = registeredFlows().size === 0 || !servesFlows ? undefined : serveFlows(orchestrator);
+    if (servesFlows) flowOwner = await openFlowOwner(orchestrator, options, logger);
+    const flows = flowOwner === undefined ? undefined : serveFlows(flowOwner);
     const started = worker.ready().then(
       () => ({ ok: true as const }),
       (error: unknown) => ({ ok: false as const, error }),
@@ -76,16 +82,23 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
     note(io, `${why}: draining; running task runs have ${graceMs} ms to finish (send it again to stop now)`);
     void trap.second.then((signal) => {
       note(io, `${signal} again: stopping now; running task runs are handed back`);
-      void orchestrator.close();
+      void closeAll(flowOwner, orchestrator);
     });
-    await orchestrator.drain({ graceMs });
+    // Flow runs still running when the grace is over are left to a process that serves their flow.
+    await Promise.all([flowOwner?.drain({ graceMs }), orchestrator.drain({ graceMs })]);
     note(io, `worker stopped after ${worker.stats.finished} task run(s)`);
     return 0;
   } finally {
     trap.dispose();
-    await orchestrator.close();
+    await closeAll(flowOwner, orchestrator);
     setDefaultOrchestrator(previous);
   }
+}
+
+/** The flow owner first: it runs on the worker's connection, which the worker's orchestrator closes. */
+async function closeAll(flowOwner: Orchestrator | undefined, orchestrator: Orchestrator): Promise<void> {
+  await flowOwner?.close();
+  await orchestrator.close();
 }
 
 /** Serves the file's flows; resolves with their names. A flow name defined twice is the user's to fix. */

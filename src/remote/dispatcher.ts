@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { Bus, BusMessage, Delivery } from '../bus/bus.js';
 import { encode } from '../codec.js';
 import type { Subjects } from '../subjects.js';
-import { DropCounter } from '../drop-counter.js';
+import { DropCounter, LogThrottle } from '../drop-counter.js';
 import { wire, type BatchReply, type ClaimReply, type OutcomeReply, type TaskCancel, type TaskClaim, type TaskDispatch, type TaskOutcome } from './messages.js';
 import { ensureTasksStream } from './streams.js';
 import { DispatchPublisher } from './dispatch-publisher.js';
@@ -67,6 +67,9 @@ const OUTCOME_IGNORED = Object.freeze(wire<OutcomeReply>({ type: 'task.outcome.r
 /** How long after a reconnect this owner goes on vouching for its workers' attempts. */
 const RECONNECT_GRACE_MS = 5_000;
 
+/** At most one line per this interval about outcomes that came too late, in ms. */
+const LATE_OUTCOME_LOG_INTERVAL_MS = 5_000;
+
 export class TaskDispatcher {
   readonly ownerId: string;
   readonly #heartbeatMs: number;
@@ -81,6 +84,10 @@ export class TaskDispatcher {
   /** The worker holding each claimed attempt, to send it a cancel. */
   readonly #claims = new Map<string, Pick<TaskClaim, 'attempt' | 'worker' | 'workerId'>>();
   readonly #drops: DropCounter;
+  /** Outcomes for task runs this owner does not have (any more): late, or forged. */
+  readonly #unknownOutcomes: DropCounter;
+  /** Outcomes of attempts given up before they came (zombies): logged, at most one line per interval. */
+  readonly #lateOutcomes: LogThrottle;
   /** Whose heartbeats stopped, and who waits long for a worker. */
   readonly #watch: AttemptWatch;
   #jsm: Promise<JetStreamManager> | undefined;
@@ -96,6 +103,8 @@ export class TaskDispatcher {
     this.#publisher = new DispatchPublisher({ connection: options.connection, logger: options.logger, ensureStream: () => this.#ensureStream() });
     this.ownerSubject = options.subjects.owner(options.ownerId);
     this.#drops = new DropCounter(this.#logger, 'dropped a message to this owner that is not a claim, heartbeat or outcome');
+    this.#unknownOutcomes = new DropCounter(this.#logger, 'ignored the outcome of a task run that has ended or that this process never owned (a late result, or a forged message)');
+    this.#lateOutcomes = new LogThrottle(Date.now, LATE_OUTCOME_LOG_INTERVAL_MS);
     this.#subscription = this.#bus.subscribe(this.ownerSubject, { callback: (delivery) => this.#onMessage(delivery) });
     this.#heartbeatMs = options.heartbeatMs;
     this.#watch = new AttemptWatch({
@@ -253,15 +262,19 @@ export class TaskDispatcher {
       this.#claims.delete(outcome.taskRunId);
       this.#watch.forget(outcome.taskRunId, outcome.attempt);
     }
-    const accepted = run?.acceptOutcome(outcome) ?? false;
-    if (!accepted) {
-      // A zombie: the attempt was given up (timeout, crash, cancel) before its outcome came.
-      this.#logger.warn(
-        { taskRunId: outcome.taskRunId, attempt: outcome.attempt, workerId: outcome.workerId },
-        'ignored the outcome of an attempt that was already given up',
-      );
+    const fields = { taskRunId: outcome.taskRunId, attempt: outcome.attempt, workerId: outcome.workerId };
+    if (run === undefined) {
+      this.#unknownOutcomes.drop(fields);
+      return OUTCOME_IGNORED;
     }
-    return accepted ? OUTCOME_ACCEPTED : OUTCOME_IGNORED;
+    if (run.acceptOutcome(outcome)) return OUTCOME_ACCEPTED;
+    // A zombie: the attempt was given up (timeout, crash, cancel) before its outcome came.
+    // Expected after a timeout, so not a warning; a flood of them is told in one line per interval.
+    const ignoredBefore = this.#lateOutcomes.take();
+    if (ignoredBefore >= 0) {
+      this.#logger.info({ ...fields, ignoredSinceLastLine: ignoredBefore + 1 }, `ignored the late outcome of attempt ${outcome.attempt} of a task run: the attempt was given up before it came`);
+    }
+    return OUTCOME_IGNORED;
   }
 
   #reply(delivery: Delivery, message: BusMessage): void {

@@ -101,6 +101,21 @@ describe('garbage on every subject', () => {
     await tap.close();
   });
 
+  it("tells a flood of forged outcomes sent to the owner in a line or two, not one line each", async () => {
+    const { server, owner } = fixture;
+    const tap = await connect({ servers: server.url });
+    const outcomes = Array.from({ length: 1_000 }, (_, i) => ({ v: 1, type: 'task.outcome', taskRunId: `forged-${i}`, attempt: 1, workerId: 'w', ok: true, value: i }));
+    const reply = await tap.request(`tenaz.owner.${owner.ownerId}`, packr.pack({ v: 1, type: 'task.batch', items: outcomes }), { timeout: 5_000 });
+    const replies = (packr.unpack(reply.data) as { replies: Array<{ accepted: boolean }> }).replies;
+    expect(replies).toHaveLength(1_000);
+    expect(replies.every((r) => r.accepted === false)).toBe(true);
+    await tap.close();
+    const lines = fixture.records.filter((r) => /^ignored the /.test(String(r.msg)));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(2);
+    expect(lines[0]?.msg).toMatch(/^ignored the outcome of a task run that has ended or that this process never owned/);
+  });
+
   it('crashes no process serving flows, and loses no run, with garbage in the flow queue and the run records', async () => {
     const { processes, server, owner } = fixture;
     await processes.startWorker(server.url, 4);

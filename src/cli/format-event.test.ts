@@ -54,6 +54,8 @@ describe('createEventFormatter', () => {
     expect(format(taskEvent({ name: 'Running', type: 'RUNNING', attempt: 2 }))).toMatch(/→ Running \(attempt 2\)$/);
     const retry = taskEvent({ name: 'AwaitingRetry', type: 'SCHEDULED', errorName: 'Error', message: 'HTTP 503', scheduledAt: at + 212 });
     expect(format(retry)).toMatch(/→ AwaitingRetry \(retry in 200 ms\): Error: HTTP 503$/);
+    const restart = taskEvent({ name: 'AwaitingRetry', type: 'SCHEDULED', errorName: 'CrashedError', errorCode: 'CRASHED', message: 'the worker running the task stopped sending heartbeats', scheduledAt: at + 12 });
+    expect(format(restart)).toMatch(/→ AwaitingRetry \(crashed, restart in 0 ms\): CrashedError: the worker running the task stopped sending heartbeats$/);
     const failed = taskEvent({ name: 'Failed', type: 'FAILED', attempt: 3, errorName: 'TypeError', message: 'x is undefined\n  at body' });
     expect(format(failed)).toMatch(/→ Failed \(attempt 3\): TypeError: x is undefined at body$/);
   });

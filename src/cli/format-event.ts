@@ -70,7 +70,10 @@ function describeState(state: RunEvent['state'], colorize: boolean): string {
   const notes: string[] = [];
   if (state.attempt > 1) notes.push(`attempt ${state.attempt}`);
   if (state.name === 'AwaitingRetry' && typeof state.scheduledAt === 'number') {
-    notes.push(`retry in ${Math.max(0, state.scheduledAt - state.timestamp)} ms`);
+    // An attempt lost with its worker is restarted within the crash budget, not retried.
+    const crashed = state.errorCode === 'CRASHED';
+    if (crashed) notes.push('crashed');
+    notes.push(`${crashed ? 'restart' : 'retry'} in ${Math.max(0, state.scheduledAt - state.timestamp)} ms`);
   }
   if (notes.length > 0) text += ` (${notes.join(', ')})`;
   if (typeof state.message === 'string' && state.message !== '') {

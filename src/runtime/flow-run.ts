@@ -76,6 +76,8 @@ export class FlowRunRuntime implements RecordedFlowRun {
   #result: unknown;
   #calls = 0;
   #fenced = false;
+  /** What the log says when a run is taken from its record: started by name, retried, or resumed. */
+  readonly #startedBy: string | undefined;
   /** Set when a resumed run's calls changed order: the run fails with it, whatever the body does. */
   #nonDeterminism: Error | undefined;
 
@@ -87,6 +89,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.position = parent?.nextPosition();
     // A subflow of a resumed run is the same subflow run as before (same id, same journal).
     this.resumed = resume !== undefined || parent?.resumed === true;
+    this.#startedBy = resume === undefined ? undefined : startedByLine(resume.record, definition.options.name);
     this.id = resume?.record.id ?? (parent ? subflowRunId(parent.id, this.position!) : randomUUID());
     this.flowName = definition.options.name;
     this.name = resume?.record.name ?? this.#makeRunName();
@@ -154,7 +157,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.#engine.flowRuns.set(this.id, this);
     this.parent?.addChild(this);
     const where = this.parent ? this.parent.logger : this.#engine.engineLogger;
-    if (this.resumed) where.info(`Resuming flow run '${this.name}' of flow '${this.flowName}'`);
+    if (this.#startedBy !== undefined) where.info(this.#startedBy);
     else where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
     // A subflow starts on the next turn of the event loop: a flow that calls itself
     // before its first await then recurses through the loop, not the stack, and stays cancellable.
@@ -460,4 +463,11 @@ export class FlowRunRuntime implements RecordedFlowRun {
         return this.#lastError ?? new Error(state.message ?? `flow run '${this.name}' failed`);
     }
   }
+}
+
+/** A run taken from its record was queued by name (`Scheduled`), maybe as a retry, or was running elsewhere. */
+function startedByLine(record: FlowRunRecord, flowName: string): string {
+  if (record.state.name !== 'Scheduled') return `Resuming flow run '${record.name}' of flow '${flowName}'`;
+  if (record.attempt > 1) return `Retrying flow run '${record.name}' of flow '${flowName}' (attempt ${record.attempt})`;
+  return `Created flow run '${record.name}' for flow '${flowName}'`;
 }

@@ -281,7 +281,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
   /** Called by the machine's `warnUnclaimed` action. */
   warnUnclaimed(attempt: number): void {
     const { pool, name } = this.definition.options;
-    this.logger.warn({ attempt, pool }, `Task run '${this.name}' is waiting for a worker of pool '${pool}' that serves task '${name}'`);
+    // The run's logger names the run already.
+    this.logger.warn({ attempt, pool }, `Waiting for a worker of pool '${pool}' that serves task '${name}'`);
   }
 
   /** Called by the machine's `lookupJournal` action: what this call returned before its flow run resumed. */

@@ -108,7 +108,7 @@ describe('workers', () => {
   it('keeps a task run that no worker can take Pending, warns, and runs it once a worker comes', async () => {
     const { processes, server, owner, events, hits, records } = fixture;
     const run = owner.start(slowChain, 1, 10, hits.url);
-    await waitFor(() => records.some((r) => String(r.msg).includes('is waiting for a worker')), 5_000, 'the warning');
+    await waitFor(() => records.some((r) => String(r.msg).startsWith('Waiting for a worker of pool')), 5_000, 'the warning');
     expect(events.taskEvents().map((e) => e.state.name)).toEqual(['Pending']);
 
     await processes.startWorker(server.url, 1);

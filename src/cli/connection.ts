@@ -61,7 +61,15 @@ export interface OpenedOrchestrator {
 /** The NATS URL the flags ask for, or undefined for embedded mode. An empty value counts as none. */
 export function natsUrlOf(flags: ConnectionFlags): string | undefined {
   const url = flags.nats?.trim();
-  return url ? url : undefined;
+  if (!url) return undefined;
+  // nats.js takes host:port, nats:// and tls:// (and would try `bogus://x` as a host name).
+  for (const server of url.split(',')) {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(server.trim())?.[1]?.toLowerCase();
+    if (scheme !== undefined && scheme !== 'nats' && scheme !== 'tls') {
+      throw new CliError(`--nats takes nats://host:port (or tls://, or host:port), got ${JSON.stringify(server.trim())}`);
+    }
+  }
+  return url;
 }
 
 /** The namespace the flags ask for, checked as the runtime will check it. */

@@ -188,6 +188,7 @@ describe.concurrent('tenaz worker, watch and run user errors', { timeout: 20_000
     ['a worker file that does not exist', () => ['worker', 'test/fixtures/nats/nope.ts', '--nats', server.url], /no such file/],
     ['a bad namespace', () => ['run', CHAIN, '--flow', 'chain', '--nats', server.url, '--namespace', 'a.b'], /bad namespace 'a\.b'/],
     ['a NATS URL that does not parse', () => ['watch', '--nats', 'not a url'], /could not connect to NATS at not a url/],
+    ['a NATS URL of another scheme', () => ['watch', '--nats', 'bogus://x'], /^tenaz: --nats takes nats:\/\/host:port \(or tls:\/\/, or host:port\), got "bogus:\/\/x"$/],
   ];
 
   it.for(cases)('rejects %s with one tenaz: line and exit code 2', async ([, args, message], context) => {

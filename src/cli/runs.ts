@@ -1,7 +1,7 @@
 /**
- * `tenaz runs`: managing flow runs from any process. `runs cancel ID` asks the
- * process that owns a flow run to cancel it; `runs ls` and `runs retry ID`
- * read and write the durable run records (`runs show ID` is in runs-show.ts).
+ * `tenaz runs`: managing flow runs from any process. `runs cancel ID` cancels a
+ * flow run nobody has taken yet in its record, or asks the process that owns it to
+ * cancel it; `runs ls` and `runs retry ID` read and write the durable run records (`runs show ID` is in runs-show.ts).
  * Also the pieces `tenaz start` shares: opening the run records, and waiting
  * for a queued run to end.
  */
@@ -46,17 +46,34 @@ export interface WaitFlags {
 export interface RunsRetryOptions extends ConnectionFlags, LogFlags, WaitFlags {}
 
 /**
- * Sends the cancel request and resolves with the exit code (0 once sent). The owner
- * cancels the run if it has it; `tenaz watch --run ID` shows it end `Cancelled`.
+ * Cancels a flow run and resolves with the exit code: 0 once it ended `Cancelled` (a run no
+ * process had taken yet) or once its owner has been asked to cancel it (`tenaz watch --run ID`
+ * shows it end `Cancelled`). An unknown id, or a run that has already ended, is one line and exit code 1.
  * @example process.exitCode = await runsCancelCommand('0b6e…', { nats: 'nats://127.0.0.1:4222' }, processStreams());
  */
 export async function runsCancelCommand(flowRunId: string, options: RunsCancelOptions, io: CliStreams): Promise<number> {
   const logger = createRootLogger({ format: options.logFormat, level: quietLevel(options), destination: io.stderr });
-  const { orchestrator, server } = await openOrchestrator(options, { command: 'runs cancel', logger, requireNats: true, execution: 'local' });
+  const { orchestrator, server } = await openOrchestrator(options, { command: 'runs cancel', logger, requireNats: true, execution: 'local', durable: true });
+  const reason = options.reason ?? 'cancelled';
   try {
-    await orchestrator.cancelRun(flowRunId, options.reason ?? 'cancelled');
-    note(io, `asked the owner of flow run ${flowRunId} on ${server ?? 'NATS'} to cancel it`);
+    let found;
+    try {
+      found = await orchestrator.runs.cancel(flowRunId, reason);
+    } catch (error) {
+      if (!(error instanceof TenazError && error.code === 'NOT_FOUND')) throw error;
+      // A run with `durable: false` has no record, and only its owner knows it: ask anyway.
+      await orchestrator.cancelRun(flowRunId, reason);
+      throw new CliError(`no flow run ${flowRunId} is recorded; in case it runs without records (durable: false), the processes that own flow runs were asked to cancel it`, { cause: error, exitCode: 1 });
+    }
+    const { outcome, record } = found;
+    if (outcome === 'cancelled') {
+      note(io, `cancelled flow run '${record.name}' (${record.id}): no process had taken it yet`);
+      return 0;
+    }
+    note(io, `asked the owner of flow run '${record.name}' (${record.id}) on ${server ?? 'NATS'} to cancel it`);
     return 0;
+  } catch (error) {
+    throw toCliError(error);
   } finally {
     await orchestrator.close();
   }
@@ -124,7 +141,7 @@ export async function reportQueued(queued: QueuedFlowRun, flags: WaitFlags, io: 
   }
   const trap = trapShutdownSignals();
   try {
-    const ended = await Promise.race([queued.wait(), trap.first]);
+    const ended = await Promise.race([queued.wait().catch((error: unknown) => stoppedWaiting(queued, error)), trap.first]);
     if (typeof ended === 'string') {
       // Only the waiting stops: the run is another process's to finish.
       note(io, `${ended}: stopped waiting; flow run '${queued.name}' (${queued.id}) goes on`);
@@ -134,6 +151,17 @@ export async function reportQueued(queued: QueuedFlowRun, flags: WaitFlags, io: 
   } finally {
     trap.dispose();
   }
+}
+
+/**
+ * The wait rides out a server that is away for a while; a connection closed for good ends
+ * it, in one line: the run itself is another process's and may well go on.
+ */
+function stoppedWaiting(queued: QueuedFlowRun, error: unknown): never {
+  if (error instanceof TenazError && error.code === 'CLOSED') {
+    throw new CliError(`stopped waiting for flow run '${queued.name}' (${queued.id}): ${error.message}; the run may go on`, { cause: error, exitCode: 1 });
+  }
+  throw error;
 }
 
 /** Prints how a run ended, as `tenaz run` does: the result on stdout when it completed, else the state on stderr. */

@@ -1,6 +1,7 @@
 /**
  * Ends, in its record, a flow run that no process runs (its process died and
- * nobody serves its flow, or its parameters do not fit the flow), and tells
+ * nobody serves its flow, its parameters do not fit the flow, or it was
+ * cancelled before any process took it), and tells
  * observers, as the run itself would have.
  */
 import type { Logger } from 'pino';
@@ -26,7 +27,7 @@ export async function endRun(
   host: EndRunHost,
   record: FlowRunRecord,
   revision: number,
-  name: 'Crashed' | 'Failed',
+  name: 'Crashed' | 'Failed' | 'Cancelled',
   error: Required<RecordedError>,
 ): Promise<boolean> {
   const { store, logger } = host;
@@ -40,7 +41,10 @@ export async function endRun(
     throw failure;
   }
   await store.delete(ACTIVE_BUCKET, record.id);
-  logger.error({ flowRunId: record.id, flowName: record.flowName }, `Flow run '${record.name}' - Finished in state ${name}('${error.message}')`);
+  // A cancel is asked for, as in a run that ends Cancelled itself: not an error.
+  const line = `Flow run '${record.name}' - Finished in state ${name}('${error.message}')`;
+  if (name === 'Cancelled') logger.info({ flowRunId: record.id, flowName: record.flowName }, line);
+  else logger.error({ flowRunId: record.id, flowName: record.flowName }, line);
   host.publishEvent(host.subjects.flowEvent(record.flowName, record.id), {
     v: 1,
     type: 'flow.state',

@@ -5,8 +5,11 @@
  *
  * A lease lapses when its entry has not changed for the lease's length on the
  * watcher's own clock (no clock of another machine is trusted), or at once when
- * its owner deletes it on close. A watcher that has not seen its own renewal
- * lately is cut off itself and judges nobody.
+ * its owner deletes it on close. A watcher that is cut off itself judges nobody:
+ * not while its connection is down, nor while a renewal of its own failed or has
+ * not come back through the watch, nor for a lease after it reconnects (so that
+ * the others get the time to renew); and another's lease lapses only once this
+ * process has seen its own renewal come through after that lease ran out.
  */
 import { hostname } from 'node:os';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -15,10 +18,13 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { decodeValue, encodeValue } from '../codec.js';
 import { DropCounter } from '../drop-counter.js';
+import { describeFailure, isPassingFailure } from '../nats/passing-failure.js';
 
 export const OWNERS_BUCKET_SUFFIX = 'owners';
 export const DEFAULT_LEASE_MS = 3_000;
 export const MIN_LEASE_MS = 300;
+/** At most one warning per this long about renewals failing for a server away, in ms. */
+const RENEW_WARNING_INTERVAL_MS = 5_000;
 
 /** What an owner's entry says; `seenAt` is when this process last saw it change. */
 export interface OwnerLease {
@@ -72,7 +78,19 @@ export class OwnerDirectory {
   #checkTimer: NodeJS.Timeout | undefined;
   #watch: { stop(): void } | undefined;
   #ownSeenAt = 0;
+  /** Revision of the latest renewal of ours the server acknowledged, and of the latest seen in the watch. */
+  #ownWrittenRevision = 0;
+  #ownSeenRevision = 0;
+  /** Renewals are not serialised (one stuck in a dead connection must not hold up the next): numbered, the latest to settle counts. */
+  #renewals = 0;
+  #latestSettledRenewal = 0;
   #renewFailures = 0;
+  #renewWarnedAt = -Infinity;
+  #renewWarningsHeld = 0;
+  #connected = true;
+  /** Judge nobody before this time: set on reconnecting, a lease on. */
+  #quietUntil = 0;
+  #statuses: (AsyncIterable<{ type: string }> & { stop?(): void }) | undefined;
   #started: Promise<void> | undefined;
   #closed = false;
 
@@ -91,6 +109,7 @@ export class OwnerDirectory {
   }
 
   async #start(): Promise<void> {
+    this.#watchConnection();
     const kv = await new Kvm(this.#options.connection).create(`${this.#options.namespace}_${OWNERS_BUCKET_SUFFIX}`, { history: 1 });
     this.#kv = kv;
     await this.renew();
@@ -111,13 +130,66 @@ export class OwnerDirectory {
   async renew(): Promise<void> {
     const kv = this.#kv;
     if (!kv || this.#closed) return;
+    const renewal = ++this.#renewals;
     const lease = { v: 1, ownerId: this.ownerId, flows: this.#options.servedFlows(), leaseMs: this.leaseMs, pid: process.pid, host: hostname(), renewedAt: this.#now() };
     try {
-      await kv.put(this.ownerId, encodeValue(lease));
+      const revision = await kv.put(this.ownerId, encodeValue(lease));
+      if (renewal < this.#latestSettledRenewal) return;
+      this.#latestSettledRenewal = renewal;
+      this.#ownWrittenRevision = Math.max(this.#ownWrittenRevision, revision);
       this.#renewFailures = 0;
     } catch (err) {
-      if (this.#renewFailures++ === 0 && !this.#closed) this.#options.logger.warn({ err }, 'could not renew this process\'s lease; its flow runs are taken over if this lasts');
+      // A later renewal already went through: this one's failure (a put lost in a reconnect) changes nothing.
+      if (renewal < this.#latestSettledRenewal || this.#closed) return;
+      this.#latestSettledRenewal = renewal;
+      this.#renewFailures += 1;
+      this.#warnRenewFailed(err);
     }
+  }
+
+  /**
+   * A server away (a restart, a network cut) fails every renewal until it is back: that is
+   * one line now and then, with what failed; anything else keeps its stack. Both rate-limited.
+   */
+  #warnRenewFailed(err: unknown): void {
+    const now = this.#now();
+    if (now - this.#renewWarnedAt < RENEW_WARNING_INTERVAL_MS) {
+      this.#renewWarningsHeld += 1;
+      return;
+    }
+    const fields = { failures: this.#renewFailures, suppressed: this.#renewWarningsHeld };
+    this.#renewWarnedAt = now;
+    this.#renewWarningsHeld = 0;
+    const message = "could not renew this process's lease; its flow runs are taken over if this lasts";
+    if (isPassingFailure(err) || !this.#connected) this.#options.logger.warn({ ...fields, reason: describeFailure(err) }, message);
+    else this.#options.logger.warn({ ...fields, err }, message);
+  }
+
+  /** Follows the connection: while it is down, and for a lease once it is back, this process judges nobody. */
+  #watchConnection(): void {
+    const statuses = this.#options.connection.status() as AsyncIterable<{ type: string }> & { stop?(): void };
+    this.#statuses = statuses;
+    void (async () => {
+      for await (const status of statuses) {
+        if (status.type === 'disconnect') {
+          this.#connected = false;
+        } else if (status.type === 'reconnect') {
+          this.#connected = true;
+          this.#backAfterGap(this.#now());
+        }
+      }
+    })().catch((err: unknown) => {
+      if (!this.#closed) this.#options.logger.warn({ err }, 'stopped following the NATS connection for owner leases');
+    });
+  }
+
+  /**
+   * Back after a gap (a server restart, a network cut): everyone's renewals were out of
+   * sight too. Each gets a full lease from now to show up before it counts as lapsed.
+   */
+  #backAfterGap(now: number): void {
+    this.#quietUntil = Math.max(this.#quietUntil, now + this.leaseMs);
+    for (const known of this.#known.values()) known.seenAt = Math.max(known.seenAt, now);
   }
 
   /** Whether the owner's lease holds, as far as this process can tell. */
@@ -147,6 +219,8 @@ export class OwnerDirectory {
     clearInterval(this.#renewTimer);
     clearInterval(this.#checkTimer);
     this.#watch?.stop();
+    // status() is typed as a plain AsyncIterable; it is a nats.js QueuedIterator, whose stop() removes its listener.
+    this.#statuses?.stop?.();
     if (options.removeLease) await this.#kv?.delete(this.ownerId).catch(() => {});
   }
 
@@ -161,10 +235,10 @@ export class OwnerDirectory {
     const now = this.#now();
     if (key === this.ownerId) {
       if (operation !== 'PUT') return;
-      // Back after a gap (a server restart, a network cut): everyone's renewals were out of
-      // sight too. Each gets a full lease from now to show up before it counts as lapsed.
-      if (now - this.#ownSeenAt > this.leaseMs) for (const known of this.#known.values()) known.seenAt = now;
+      // Also a gap the connection's status did not tell (a watch that stalled).
+      if (now - this.#ownSeenAt > this.leaseMs) this.#backAfterGap(now);
       this.#ownSeenAt = now;
+      this.#ownSeenRevision = Math.max(this.#ownSeenRevision, revision);
       return;
     }
     if (operation !== 'PUT') {
@@ -189,14 +263,25 @@ export class OwnerDirectory {
 
   #check(): void {
     const now = this.#now();
-    // Not seeing our own renewals means our view is stale: judging others now would be judging ourselves.
-    if (now - this.#ownSeenAt > this.leaseMs) return;
+    if (!this.#mayJudge(now)) return;
     for (const [ownerId, known] of this.#known) {
       if (known.lapsed || now - known.seenAt <= known.lease.leaseMs) continue;
+      // Our own renewal came through after the other's lease ran out: the watch was flowing
+      // all along, so a renewal of the other's would have come through too.
+      if (this.#ownSeenAt - known.seenAt <= known.lease.leaseMs) continue;
       known.lapsed = true;
       this.#options.logger.info({ ownerId, pid: known.lease.pid, host: known.lease.host }, `The lease of process ${known.lease.pid} on ${known.lease.host} lapsed`);
       this.#options.onLapsed(ownerId);
     }
+  }
+
+  /** Whether this process's view of the leases is current enough to judge anyone by; a stale view would judge ourselves. */
+  #mayJudge(now: number): boolean {
+    // Cut off, or just back: the others' renewals were out of sight too.
+    if (!this.#connected || now < this.#quietUntil) return false;
+    // A renewal of ours that failed, or that has not come back through the watch yet.
+    if (this.#renewFailures > 0 || this.#ownSeenRevision < this.#ownWrittenRevision) return false;
+    return now - this.#ownSeenAt <= this.leaseMs;
   }
 }
 

@@ -18,6 +18,7 @@ import { DropCounter } from '../drop-counter.js';
 import type { EventStream } from '../runtime/watch.js';
 import type { FlowTake } from './flow-queue.js';
 import { endRun } from './end-run.js';
+import { describeFailure, isPassingFailure } from '../nats/passing-failure.js';
 import {
   ACTIVE_BUCKET,
   JOURNAL_BUCKET,
@@ -70,7 +71,16 @@ export interface RunAdminHost {
   /** The owners' leases now, `undefined` when this process cannot read them (no NATS). */
   leases(): Promise<ReadonlyArray<{ ownerId: string; flows: string[]; live: boolean }> | undefined>;
   watchFlowRun(flowRunId: string): EventStream;
+  /** Asks the process that owns the flow run to cancel it (`Orchestrator.cancelRun`). */
+  requestCancel(flowRunId: string, reason: string): Promise<void>;
 }
+
+/** What `cancel()` did with a flow run that had not ended. */
+export type CancelOutcome =
+  /** No process had taken it: it ended `Cancelled` in its record; `record` is the ended one. */
+  | { outcome: 'cancelled'; record: FlowRunRecord }
+  /** A process owns it: its owner was asked to cancel it (it goes `Cancelling`, then `Cancelled`). */
+  | { outcome: 'owned'; record: FlowRunRecord };
 
 /** Task runs read at once when showing a flow run. */
 const READS_AT_ONCE = 32;
@@ -78,7 +88,13 @@ const READS_AT_ONCE = 32;
 const RECORD_POLL_MS = 50;
 /** How often `wait()` reads the record while no end is announced, in case the announcement was missed, in ms. */
 const WAIT_POLL_MS = 1_000;
+/** First pause before `wait()` reads again a record it could not read (the server away), in ms; doubled each time. */
+const WAIT_RETRY_MS = 100;
+/** Longest pause between those reads, in ms: a server back is noticed within this. */
+const WAIT_RETRY_MAX_MS = 2_000;
 const DEFAULT_LIST_LIMIT = 100;
+/** Reads of a record that `cancel()` found moved since it read it, before it gives up. */
+const CANCEL_ATTEMPTS = 5;
 /** A record unchanged for this long, whose owner holds no live lease, is an orphan (two default leases). */
 const ORPHAN_AFTER_MS = 6_000;
 
@@ -215,26 +231,85 @@ export class RunAdmin {
     return this.#handle(retried);
   }
 
-  /** Resolves with the record once the flow run has ended. @throws RunNotFoundError */
+  /**
+   * Cancels a flow run. One that no process has taken yet (`Scheduled`, no owner) ends
+   * `Cancelled` here, in its record, with a compare-and-set: a process taking it at the
+   * same moment either wins (the run is then `owned`) or finds it ended and leaves it.
+   * One that a process owns is reported `owned` once its owner was asked to cancel it, as
+   * only it can stop the body.
+   * @throws RunNotFoundError; IllegalStateError when the run has already ended
+   */
+  async cancel(flowRunId: string, reason = 'cancelled'): Promise<CancelOutcome> {
+    for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt += 1) {
+      const { record, revision } = await this.#read(flowRunId);
+      if (isTerminal(record.state.name)) throw new IllegalStateError(`flow run '${record.name}' (${record.id}) already ended ${record.state.name}`);
+      if (record.owner !== undefined || record.state.name !== 'Scheduled') {
+        await this.#host.requestCancel(record.id, reason);
+        return { outcome: 'owned', record };
+      }
+      const error = { name: 'CancelledError', code: 'CANCELLED', message: `flow run '${record.name}': ${reason}` };
+      if (await endRun(this.#host, record, revision, 'Cancelled', error)) {
+        const ended = await readFlowRunRecord(this.#host.store, record.id, this.#garbled);
+        return { outcome: 'cancelled', record: typeof ended === 'string' ? record : ended.record };
+      }
+      // The record moved (a process took the run, most likely): look again at what it is now.
+    }
+    throw new IllegalStateError(`flow run ${flowRunId} kept changing while it was being cancelled; try again`);
+  }
+
+  /**
+   * Resolves with the record once the flow run has ended. Rides out a server that is
+   * away for a while (a restart, a network cut): reads that fail for that reason are
+   * tried again, with backoff, until the connection is back or closed for good.
+   * @throws RunNotFoundError; ClosedError when the orchestrator or its connection closes
+   */
   async wait(flowRunId: string): Promise<FlowRunRecord> {
     // Events first, then the record: an end between the two is seen one way or the other.
     const events = this.#host.watchFlowRun(flowRunId);
+    const pauses = new AbortController();
+    const pause = (ms: number) => sleep(ms, undefined, { signal: pauses.signal });
     let announced = false;
+    let following = true;
     const ended = (async () => {
-      for await (const event of events) if (event.type === 'flow.state' && isTerminal(event.state.name)) return;
+      for await (const event of events) {
+        if (event.type === 'flow.state' && isTerminal(event.state.name)) {
+          announced = true;
+          return;
+        }
+      }
     })()
-      .catch(() => undefined)
-      .finally(() => (announced = true));
+      .catch((err: unknown) => {
+        // The record alone still tells: it is read every WAIT_POLL_MS.
+        if (!pauses.signal.aborted) this.#host.logger.debug({ err, flowRunId }, "stopped following the flow run's events while waiting for its end");
+      })
+      .finally(() => (following = false));
+    let failures = 0;
     try {
       for (;;) {
-        const record = await this.get(flowRunId);
+        let record: FlowRunRecord;
+        try {
+          record = await this.get(flowRunId);
+          failures = 0;
+        } catch (error) {
+          if (!isPassingFailure(error)) throw error;
+          failures += 1;
+          const retryInMs = Math.min(WAIT_RETRY_MAX_MS, WAIT_RETRY_MS * 2 ** (failures - 1));
+          // The first of a series at info, the rest at debug: an outage is one line, not one per try.
+          this.#host.logger[failures === 1 ? 'info' : 'debug'](
+            { flowRunId, failures, retryInMs, reason: describeFailure(error) },
+            'could not read the flow run record while waiting for its end; reading it again',
+          );
+          await pause(retryInMs);
+          continue;
+        }
         if (isTerminal(record.state.name)) return record;
         // The end is announced before its record is written; events can also be missed
-        // (no history, a subscription not yet made): the record is read again in any case.
-        await Promise.race([announced ? undefined : ended, sleep(announced ? RECORD_POLL_MS : WAIT_POLL_MS)]);
-        if (announced) await sleep(RECORD_POLL_MS);
+        // (no history, a subscription not yet made, an outage): the record is read again in any case.
+        if (announced) await pause(RECORD_POLL_MS);
+        else await Promise.race([following ? ended : undefined, pause(WAIT_POLL_MS)]);
       }
     } finally {
+      pauses.abort();
       events.close();
     }
   }
@@ -303,3 +378,4 @@ function stateNamed(text: string): StateName {
   if (found === undefined) throw new InvalidArgumentError(`no state is named ${JSON.stringify(text)}; states are ${STATE_NAMES.join(', ')}`);
   return found;
 }
+

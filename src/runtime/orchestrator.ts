@@ -410,6 +410,7 @@ export class Orchestrator implements AsyncDisposable {
       },
       leases: async () => (nats ? readLeases(nats, this.namespace) : undefined),
       watchFlowRun: (flowRunId) => this.watch({ flowRunId, kind: 'flow' }),
+      requestCancel: (flowRunId, reason) => this.cancelRun(flowRunId, reason),
     });
     return this.#runs;
   }

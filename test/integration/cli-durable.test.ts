@@ -182,6 +182,29 @@ describe('tenaz start and tenaz runs over NATS', { timeout: 30_000 }, () => {
     expectOneErrorLine(retry.stderr, /is Completed: only a run that ended without completing can be retried/);
   });
 
+  it('cancels in its record a run no process has taken, and refuses an unknown id and a run that already ended, each in one line with exit code 1', async (context) => {
+    const processes = processesOf(context);
+    const start = await tenaz(processes, ['start', 'nosuchflow']);
+    expect(start.code, start.stderr).toBe(0);
+    const id = start.stdout.trim();
+    const cancel = await tenaz(processes, ['runs', 'cancel', id]);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(cancel.stderr).toMatch(new RegExp(`^tenaz: cancelled flow run '[a-z]+-[a-z]+' \\(${id}\\): no process had taken it yet$`, 'm'));
+    expect((await show(processes, id)).run).toMatchObject({ state: { name: 'Cancelled' }, error: { code: 'CANCELLED' } });
+
+    const [unknown, completed, again] = await Promise.all([
+      tenaz(processes, ['runs', 'cancel', 'nonexistent']),
+      tenaz(processes, ['runs', 'cancel', completedId]),
+      tenaz(processes, ['runs', 'cancel', id]),
+    ]);
+    expect(unknown.code).toBe(1);
+    expectOneErrorLine(unknown.stderr, /^tenaz: no flow run nonexistent is recorded; in case it runs without records \(durable: false\), the processes that own flow runs were asked to cancel it$/);
+    expect(completed.code).toBe(1);
+    expectOneErrorLine(completed.stderr, new RegExp(`^tenaz: flow run '[a-z]+-[a-z]+' \\(${completedId}\\) already ended Completed$`));
+    expect(again.code).toBe(1);
+    expectOneErrorLine(again.stderr, new RegExp(`\\(${id}\\) already ended Cancelled$`));
+  });
+
   it('fails a run whose parameters the flow rejects, and a retry fails it again, as attempt 2', async (context) => {
     const processes = processesOf(context);
     // Without --wait, to see the run queued first and then ended by the worker.

@@ -1,0 +1,28 @@
+/**
+ * Failures of NATS operations that only say the server is away for now: worth
+ * trying again, and routine enough to log in one line, without a stack.
+ */
+import { TenazError } from '../errors.js';
+
+/**
+ * Whether a failed NATS operation says only that the server is away for now (timed out,
+ * nobody answered, JetStream not back yet after a restart): worth trying again, and routine
+ * enough to log without a stack. A connection closed for good is not, nor is anything else.
+ */
+export function isPassingFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error instanceof TenazError) return error.code === 'TIMEOUT' || error.code === 'NO_RESPONDERS';
+  if (PASSING_ERROR_NAMES.has(error.name)) return true;
+  // nats.js wraps a request's timeout or missing responders in a RequestError.
+  if (error.name === 'RequestError' && error.cause !== undefined) return isPassingFailure(error.cause);
+  // JetStream answers 503 for a while after the server starts again.
+  return (error.name === 'JetStreamApiError' || error.name === 'JetStreamError') && /temporarily unavailable|no responders|timeout/i.test(error.message);
+}
+
+/** nats.js's errors of a server away for now (`NoResponders` is the name of its NoRespondersError). */
+const PASSING_ERROR_NAMES = new Set(['TimeoutError', 'NoResponders', 'NoRespondersError']);
+
+/** `Name: message`, for a log line that needs no stack. */
+export function describeFailure(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

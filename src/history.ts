@@ -12,6 +12,8 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   RetentionPolicy,
   StorageType,
   jetstream,
@@ -38,6 +40,8 @@ export const DEFAULT_HISTORY_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 export const DEFAULT_HISTORY_MAX_BYTES = 1024 ** 3;
 /** How long one pull of the history waits; also how soon a lost consumer is noticed. */
 const CONSUME_EXPIRES_MS = 2_000;
+/** How long `hasHistory` waits for an answer: a request made while disconnected gets none. */
+const HISTORY_CHECK_TIMEOUT_MS = 2_000;
 
 /** Where a replay starts: a time (a Date, or ms since the epoch as `{ time }`) or a stream sequence. */
 export type Since = Date | { time: number } | { seq: number };
@@ -74,6 +78,21 @@ export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjec
 /** The history stream is missing (no flow has run here yet) or cannot be read. */
 export class NoHistoryError extends IllegalStateError {
   override readonly name = 'NoHistoryError';
+}
+
+/**
+ * Whether the history stream exists: `false` only when the server says it does not,
+ * `null` when it gives no answer (disconnected, timed out, no JetStream).
+ */
+export async function hasHistory(connection: NatsConnection, subjects: Subjects): Promise<boolean | null> {
+  try {
+    // No API check: this is asked again and again, by a watcher waiting for the history.
+    const jsm = await jetstreamManager(connection, { checkAPI: false, timeout: HISTORY_CHECK_TIMEOUT_MS });
+    await jsm.streams.info(subjects.eventsStream);
+    return true;
+  } catch (error) {
+    return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound ? false : null;
+  }
 }
 
 /** Checks and normalises what `watch({ since })` and `tenaz watch --since` accept. */

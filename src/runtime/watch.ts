@@ -1,14 +1,16 @@
 /**
  * The event streams `orchestrator.watch()` returns: a plain subscription on the
  * bus (embedded mode, or NATS without a history), the history followed live
- * (NATS), or the history replayed from a point and then followed.
+ * (NATS; through a subscription until the history exists), or the history
+ * replayed from a point and then followed.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
 import { DropCounter } from '../drop-counter.js';
 import { parseRunEvent, type EventFilter, type RunEvent } from '../events.js';
-import { NoHistoryError, replayEvents, type HistoricRunEvent, type Since } from '../history.js';
+import { NoHistoryError, hasHistory, replayEvents, type HistoricRunEvent, type Since } from '../history.js';
 import type { Subjects } from '../subjects.js';
 
 /** An async iterable of run events; `close()` ends it. */
@@ -43,32 +45,117 @@ export function replayHistory(connection: NatsConnection, subjects: Subjects, fi
   };
 }
 
+/** How often a watcher without a history asks whether there is one yet. */
+const HISTORY_POLL_MS = 1_000;
+
 /**
  * Live events through the history, from `now`: its ordered consumer picks up where it
  * was after a reconnect, where a plain subscription misses what was published while it
- * was away. With no history on the server (yet), through a plain subscription instead.
+ * was away. With no history on the server yet (a watcher started before any process that
+ * runs flows), through a plain subscription only until the history appears, then through
+ * the history again, without the events the subscription already gave.
  */
 export function followHistory(connection: NatsConnection, bus: Bus, subjects: Subjects, filter: EventFilter, now: number, logger: Logger): EventStream {
-  const replay = replayHistory(connection, subjects, filter, { time: now }, logger);
-  let fallback: EventStream | undefined;
+  // Checked here, so that a bad filter throws now rather than on iteration.
+  subjects.eventFilter(filter);
+  let current: EventStream | undefined;
   let closed = false;
+  // Whatever is read from is opened through here, so that close() reaches it.
+  const open = (stream: EventStream): EventStream => {
+    current = stream;
+    if (closed) stream.close();
+    return stream;
+  };
   return {
     async *[Symbol.asyncIterator]() {
-      try {
-        yield* replay;
-        return;
-      } catch (error) {
-        if (!(error instanceof NoHistoryError) || closed) throw error;
-        logger.debug({ err: error }, 'no event history to follow; watching live events as they are published');
+      let since: Since = { time: now };
+      let alreadyYielded = new Set<string>();
+      for (;;) {
+        const history = open(replayHistory(connection, subjects, filter, since, logger));
+        try {
+          for await (const event of history) {
+            if (alreadyYielded.size > 0 && alreadyYielded.delete(eventKey(event))) continue;
+            yield event;
+          }
+          return;
+        } catch (error) {
+          if (!(error instanceof NoHistoryError) || closed) throw error;
+          logger.debug({ err: error }, 'no event history to follow yet; watching live events as they are published until there is one');
+        }
+        const live = open(subscribeEvents(bus, subjects, filter, logger));
+        const until = new HistoryPoll(connection, subjects);
+        let historyFound = false;
+        void until.found.then((found) => {
+          historyFound = found;
+          if (found) live.close();
+        });
+        try {
+          for await (const event of live) {
+            until.yielded.push(eventKey(event));
+            yield event;
+          }
+        } finally {
+          until.stop();
+        }
+        // Closed, or the bus went away under the subscription: the stream of events ends.
+        if (closed || !historyFound) return;
+        logger.debug('the event history appeared; following it');
+        // Not there after `now`: all of it is newer. Without the server's word, `now` it is.
+        since = until.absentSeen ? { seq: 0 } : { time: now };
+        alreadyYielded = new Set(until.yielded);
       }
-      fallback = subscribeEvents(bus, subjects, filter, logger);
-      if (closed) fallback.close();
-      yield* fallback;
     },
     close: () => {
       closed = true;
-      replay.close();
-      fallback?.close();
+      current?.close();
     },
   };
+}
+
+/**
+ * Asks every `HISTORY_POLL_MS` whether the history exists, until it does (`found` resolves
+ * true) or `stop()` (false).
+ */
+class HistoryPoll {
+  /**
+   * Keys of the events the watcher yielded meanwhile that the history may hold too: each time
+   * the server says it has no history, those yielded before the question cannot be in it.
+   */
+  readonly yielded: string[] = [];
+  /** The server said there was no history, after the watch began: all of it, once there, is new. */
+  absentSeen = false;
+  readonly found: Promise<boolean>;
+  readonly #stopping = new AbortController();
+
+  constructor(connection: NatsConnection, subjects: Subjects) {
+    this.found = this.#poll(connection, subjects);
+  }
+
+  stop(): void {
+    this.#stopping.abort();
+  }
+
+  async #poll(connection: NatsConnection, subjects: Subjects): Promise<boolean> {
+    const { signal } = this.#stopping;
+    while (!signal.aborted) {
+      const asked = this.yielded.length;
+      const exists = await hasHistory(connection, subjects);
+      if (exists === true) return !signal.aborted;
+      if (exists === false) {
+        this.absentSeen = true;
+        this.yielded.splice(0, asked);
+      }
+      try {
+        await sleep(HISTORY_POLL_MS, undefined, { signal });
+      } catch {
+        return false;
+      }
+    }
+    return false;
+  }
+}
+
+/** What tells one event from another: each run numbers its own events. */
+function eventKey(event: RunEvent): string {
+  return event.type === 'flow.state' ? `flow:${event.flowRunId}#${event.seq}` : `task:${event.taskRunId}#${event.seq}`;
 }

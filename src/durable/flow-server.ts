@@ -21,6 +21,7 @@ import { toFlowArgs } from '../runtime/flow-args.js';
 import { ACTIVE_BUCKET, parseActiveEntry, readFlowRunRecord, type FlowRunRecord } from './records.js';
 import { endRun } from './end-run.js';
 import type { RunRecorder } from './run-recorder.js';
+import { failureFields } from '../nats/passing-failure.js';
 
 export interface FlowServerHost {
   connection: NatsConnection;
@@ -126,7 +127,7 @@ export class FlowServer {
     } catch (err) {
       // Another lapse or the next sweep tries again.
       this.#handled.delete(ownerId);
-      logger.warn({ err, ownerId }, 'could not hand on the flow runs of a process whose lease lapsed');
+      logger.warn({ ...failureFields(err), ownerId }, 'could not hand on the flow runs of a process whose lease lapsed');
     }
   }
 
@@ -206,7 +207,7 @@ export class FlowServer {
       message.ack();
     } catch (err) {
       // The store is away: let the message come back.
-      this.#host.logger.warn({ err, flowRunId: parsed.data.flowRunId }, 'could not take a queued flow run; it will be delivered again');
+      this.#host.logger.warn({ ...failureFields(err), flowRunId: parsed.data.flowRunId }, 'could not take a queued flow run; it will be delivered again');
       message.nak(1_000);
     }
   }

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { ClosedError, RevisionMismatchError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { createDeferred, type Deferred } from '../runtime/deferred.js';
+import { failureFields } from '../nats/passing-failure.js';
 
 export interface RecordWriterOptions<R> {
   store: Store;
@@ -137,7 +138,7 @@ export class RecordWriter<R> {
           // A store closed for good takes no more writes: what is left is lost with this process.
           if (this.#closed || error instanceof ClosedError) break;
           const delay = RETRY_DELAYS_MS[Math.min(failures, RETRY_DELAYS_MS.length - 1)]!;
-          if (failures === 0) logger.warn({ err: error, bucket, key }, `could not write a run record; trying again every ${RETRY_DELAYS_MS.at(-1)} ms at most`);
+          if (failures === 0) logger.warn({ ...failureFields(error), bucket, key }, `could not write a run record; trying again every ${RETRY_DELAYS_MS.at(-1)} ms at most`);
           failures += 1;
           await new Promise((resolve) => setTimeout(resolve, delay));
         }

@@ -32,6 +32,7 @@ import {
   type RecordedError,
   type TaskRunRecord,
 } from './records.js';
+import { failureFields } from '../nats/passing-failure.js';
 
 export interface DurableOptions {
   /** How long a transition that does not end a run may wait to be written with the next, in ms. @default 200 */
@@ -178,7 +179,7 @@ export class RunRecorder {
     await writer.flushed();
     this.#flows.delete(run.id);
     if (run.parentId === undefined && !writer.fenced) {
-      await this.#store.delete(ACTIVE_BUCKET, run.id).catch((err: unknown) => this.#logger.warn({ err, flowRunId: run.id }, 'could not remove a finished flow run from the active runs'));
+      await this.#store.delete(ACTIVE_BUCKET, run.id).catch((err: unknown) => this.#logger.warn({ ...failureFields(err), flowRunId: run.id }, 'could not remove a finished flow run from the active runs'));
     }
   }
 
@@ -294,7 +295,7 @@ export class RunRecorder {
 
   async #putActive(flowRunId: string, flowName: string): Promise<void> {
     const entry: ActiveEntry = { v: RECORD_VERSION, flowName, owner: this.ownerId };
-    await this.#store.put(ACTIVE_BUCKET, flowRunId, entry).catch((err: unknown) => this.#logger.warn({ err, flowRunId }, 'could not list a flow run as active'));
+    await this.#store.put(ACTIVE_BUCKET, flowRunId, entry).catch((err: unknown) => this.#logger.warn({ ...failureFields(err), flowRunId }, 'could not list a flow run as active'));
   }
 }
 

@@ -26,3 +26,22 @@ const PASSING_ERROR_NAMES = new Set(['TimeoutError', 'NoResponders', 'NoResponde
 export function describeFailure(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
+
+/** nats.js's errors of a connection that is closing or closed: expected on the way out. */
+const CLOSING_ERROR_NAMES = new Set(['ClosedConnectionError', 'DrainingConnectionError']);
+
+/** Whether `error` says only that the connection (or tenaz's bus over it) is closing or closed. */
+export function isClosingFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error instanceof TenazError) return error.code === 'CLOSED' || error.code === 'DRAINING';
+  if (CLOSING_ERROR_NAMES.has(error.name)) return true;
+  return error.name === 'RequestError' && (isClosingFailure(error.cause) || /connection (closed|draining)/i.test(error.message));
+}
+
+/**
+ * The log fields for a failed NATS operation: a routine one (the server away for now, the
+ * connection closing) in one line as `reason`; anything else as `err`, with its stack.
+ */
+export function failureFields(error: unknown): { reason: string } | { err: unknown } {
+  return isPassingFailure(error) || isClosingFailure(error) ? { reason: describeFailure(error) } : { err: error };
+}

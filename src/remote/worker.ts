@@ -56,6 +56,7 @@ import { OwnerRequests } from './owner-requests.js';
 import { parseClaimReply, parseOutcomeReply, parseTaskDispatch } from './parse-messages.js';
 import { Sema } from 'async-sema';
 import { LazyAbort } from '../runtime/lazy-abort.js';
+import { failureFields } from '../nats/passing-failure.js';
 
 export interface WorkerOptions {
   /** The tasks served, as made by `task()`. @default every task defined in this process */
@@ -389,10 +390,10 @@ export class TaskWorker implements AsyncDisposable {
     } catch (err) {
       const deliveries = message.info.deliveryCount;
       if (deliveries >= MAX_OWNERLESS_DELIVERIES) {
-        this.#logger.warn({ ...fields, err, deliveries }, 'dropped a dispatch whose owner never answered');
+        this.#logger.warn({ ...fields, ...failureFields(err), deliveries }, 'dropped a dispatch whose owner never answered');
         message.term();
       } else {
-        this.#logger.debug({ ...fields, err }, 'the owner did not answer the claim; the dispatch is delivered again later');
+        this.#logger.debug({ ...fields, ...failureFields(err) }, 'the owner did not answer the claim; the dispatch is delivered again later');
         message.nak(1_000);
       }
       return false;
@@ -460,7 +461,7 @@ export class TaskWorker implements AsyncDisposable {
         }
         if (held?.claimAnswer === 'refused') return;
         if (err instanceof ClosedError || Date.now() > deadline) {
-          this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, err }, 'could not hand the outcome to the owner; the task run runs again: restarted by its owner, or, if the owner died, by the process that resumes its flow run');
+          this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, ...failureFields(err) }, 'could not hand the outcome to the owner; the task run runs again: restarted by its owner, or, if the owner died, by the process that resumes its flow run');
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
@@ -508,7 +509,7 @@ export class TaskWorker implements AsyncDisposable {
       try {
         this.#internals.bus.publish(owner, wire<TaskHeartbeat>({ type: 'task.heartbeat', workerId: this.id, runs }));
       } catch (err) {
-        this.#logger.warn({ err }, 'could not send a heartbeat');
+        this.#logger.warn(failureFields(err), 'could not send a heartbeat');
       }
     }
   }

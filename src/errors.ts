@@ -162,9 +162,15 @@ export function toRemoteWireError(thrown: unknown): WireError {
   return wire;
 }
 
-/** Rebuilds an Error from its wire form; `name` and `code` survive, the class does not. */
+/**
+ * An error rebuilt from its wire form: thrown in another process (a task body on a worker,
+ * say), it keeps its name, code, message and stack there, and says so by its class.
+ */
+export class RemoteError extends TenazError {}
+
+/** Rebuilds an Error from its wire form; `name` and `code` survive, the class does not (it is a `RemoteError`). */
 export function fromWireError(wire: WireError): TenazError {
-  const error = new TenazError(wire.code as ErrorCode, wire.message, { retryable: wire.retryable });
+  const error = new RemoteError(wire.code as ErrorCode, wire.message, { retryable: wire.retryable });
   error.name = wire.name;
   if (typeof wire.stack === 'string') error.stack = wire.stack;
   return error;

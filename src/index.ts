@@ -41,6 +41,7 @@ export type { KvStore, KvStoreOptions } from './store/kv.js';
 export type { Store, StoreEntry, PutOptions } from './store/store.js';
 export {
   TenazError,
+  RemoteError,
   InvalidArgumentError,
   IllegalStateError,
   ClosedError,

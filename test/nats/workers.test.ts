@@ -8,6 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { encode, parseMessage } from '../../src/codec.js';
+import { RemoteError } from '../../src/errors.js';
 import { jetstream } from '@nats-io/jetstream';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
 import { busyFanOut, cachedFlow, cancellable, deaf, failing, gpuFlow, onGpu, roundTrip, slowChain, spread, timingOut } from '../fixtures/nats/tasks.js';
@@ -197,8 +198,12 @@ describe('workers', () => {
   it("fails a task run with the worker's error, name, code and stack included in the owner's log", async () => {
     const { processes, server, owner, records } = fixture;
     await processes.startWorker(server.url, 1);
-    await expect(owner.start(failing).result()).rejects.toMatchObject({ name: 'TypeError', message: 'boom on the worker' });
+    const error = await owner.start(failing).result().catch((thrown: unknown) => thrown);
+    expect(error).toMatchObject({ name: 'TypeError', message: 'boom on the worker' });
+    // Its class says where it was thrown: the log's `type` too.
+    expect(error).toBeInstanceOf(RemoteError);
     const line = records.find((r) => r.level === 50 && String(r.msg).startsWith('Finished in state Failed') && 'taskRunId' in r);
+    expect(line?.err).toMatchObject({ type: 'RemoteError', message: 'boom on the worker' });
     expect((line?.err as { stack?: string } | undefined)?.stack).toContain('fixtures/nats/tasks.ts');
   });
 

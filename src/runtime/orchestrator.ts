@@ -15,7 +15,7 @@ import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError } f
 import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
-import type { EventFilter } from '../events.js';
+import type { EventFilter, RunEvent } from '../events.js';
 import { ensureEventsStream, parseSince, type HistoryOptions, type Since } from '../history.js';
 import { followHistory, replayHistory, subscribeEvents, type EventStream } from './watch.js';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -37,6 +37,8 @@ import { FlowServer } from '../durable/flow-server.js';
 import { RunAdmin } from '../durable/run-admin.js';
 import { enqueueFlowRun } from '../durable/flow-queue.js';
 import type { FlowRunRecord } from '../durable/records.js';
+import { endLostTaskRuns } from '../durable/lost-task-runs.js';
+import { failureFields } from '../nats/passing-failure.js';
 
 export interface OrchestratorOptions {
   /** Prefix of every subject, to keep several deployments apart. @default env TENAZ_NAMESPACE or 'tenaz' */
@@ -361,6 +363,23 @@ export class Orchestrator implements AsyncDisposable {
     this.#listenForControl();
     const run = new FlowRunRuntime(this.#engine, definition, record.parameters, undefined, { record, revision });
     run.start();
+    // A run that ran before (taken over, or retried) may have left task runs in flight.
+    if (record.state.name !== 'Scheduled' || record.attempt > 1) this.#endLostTaskRuns(record);
+  }
+
+  /** Ends `Crashed`, in the history, the task runs a dead process left in flight in `record`'s run. */
+  #endLostTaskRuns(record: FlowRunRecord): void {
+    const nats = this.#nats;
+    if (nats === undefined || !this.#history) return;
+    const engine = this.#engine;
+    const { subjects, engineLogger } = engine;
+    const host = { connection: nats, subjects, now: () => engine.now(), publishEvent: (subject: string, event: RunEvent) => engine.publishEvent(subject, event) };
+    endLostTaskRuns(host, record).then(
+      (ended) => {
+        if (ended > 0) engineLogger.info({ flowRunId: record.id }, `Ended ${ended} task run(s) of flow run '${record.name}' that its previous process left running: Crashed`);
+      },
+      (err: unknown) => engineLogger.warn({ ...failureFields(err), flowRunId: record.id }, 'could not end the task runs the previous process of a resumed flow run left running'),
+    );
   }
 
   /**

@@ -11,6 +11,7 @@ import { TenazProcesses, type TenazProcess } from '../fixtures/nats/tenaz-proces
 import { HitServer } from '../support/processes.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import type { FlowRunRecord } from '../../src/durable/records.js';
+import { isTerminal, type RunState } from '../../actors/state.js';
 
 const DURABLE = 'test/fixtures/nats/durable.ts';
 const DURABLE_TASKS = 'test/fixtures/nats/durable-tasks.ts';
@@ -84,6 +85,24 @@ async function scene(context: TestContext): Promise<Scene> {
   };
 }
 
+/** The last state of each task run of the flow run, from the history, once there are `count` task runs that all ended. */
+async function lastTaskStates(admin: Orchestrator, flowRunId: string, count: number): Promise<Map<string, RunState>> {
+  const last = new Map<string, RunState>();
+  const events = admin.watch({ flowRunId, kind: 'task', since: { seq: 0 } });
+  const timer = setTimeout(() => events.close(), 10_000);
+  try {
+    for await (const event of events) {
+      if (event.type !== 'task.state') continue;
+      last.set(event.taskRunId, event.state);
+      if (last.size === count && [...last.values()].every((state) => isTerminal(state.name))) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    events.close();
+  }
+  return last;
+}
+
 /** The admin orchestrator's own lines are not what these tests read. */
 function silentLogger() {
   return pino({ level: 'silent' });
@@ -115,6 +134,13 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     for (const index of [4, 5]) expect(stepHits(index), `step ${index}`).toBe(1);
     const { taskRuns } = await admin.runs.show(record.id);
     expect(taskRuns.map((task) => [task.position, task.state.name])).toEqual([0, 1, 2, 3, 4, 5].map((position) => [position, 'Completed']));
+
+    // The task run the dead process left running ends in the history too: Crashed, told by the taker.
+    const lastStates = await lastTaskStates(admin, record.id, 7);
+    const ends = [...lastStates.values()].map((state) => state.name).sort();
+    expect(ends).toEqual(['Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Crashed']);
+    const lost = [...lastStates.values()].find((state) => state.name === 'Crashed');
+    expect(lost?.message).toMatch(/^the process that ran flow run '[a-z]+-[a-z]+' died; the flow run resumed in another process/);
   });
 
   it('fails a resumed flow run whose task calls changed order, with an error that says so', async (context) => {

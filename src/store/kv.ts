@@ -7,7 +7,7 @@
  * untrusted: an entry that does not decode is logged (rate-limited) and reads as absent.
  */
 import { createHash } from 'node:crypto';
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { RequestError, headers, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -66,8 +66,11 @@ const STREAM_NAME_IN_USE = 10058;
 const SUBJECTS_OVERLAP = 10065;
 /** Never written: `toKvKey` escapes `.`, so no store key maps to it. */
 const PROBE_KEY = '_.ready';
-/** Entries `list()` reads at once. */
-const LIST_READS_AT_ONCE = 64;
+/** Messages one fetch of `list()` asks for, and how long it may take, in ms. */
+const LIST_FETCH_SIZE = 1_000;
+const LIST_FETCH_EXPIRES_MS = 5_000;
+/** The header a KV delete or purge carries (`DEL`, `PURGE`); a put has none. */
+const KV_OPERATION_HEADER = 'KV-Operation';
 /** How long a write waits for the stream's acknowledgement, in ms (as `jetstream()`'s default). */
 const WRITE_TIMEOUT_MS = 5_000;
 /** The header JetStream checks a compare-and-set against. */
@@ -184,15 +187,28 @@ class NatsKvStore implements KvStore {
 
   async list<V>(bucket: string): Promise<StoreEntry<V>[]> {
     this.#check();
-    const kv = await this.#bucket(bucket);
-    const kvKeys: string[] = [];
-    for await (const kvKey of await retryUnanswered(() => kv.keys())) if (kvKey !== PROBE_KEY) kvKeys.push(kvKey);
+    await this.#bucket(bucket);
+    const name = this.kvBucketName(bucket);
+    // The last message of every key, in one pass over the stream: not a read per key.
+    const consumer = await retryUnanswered(() =>
+      jetstream(this.#options.connection).consumers.get(`KV_${name}`, { filter_subjects: `$KV.${name}.>`, deliver_policy: DeliverPolicy.LastPerSubject }),
+    );
+    const pending = (await consumer.info()).num_pending;
+    const prefix = `$KV.${name}.`.length;
     const entries: StoreEntry<V>[] = [];
-    // A few reads at a time: a large bucket must not flood the server with requests.
-    for (let start = 0; start < kvKeys.length; start += LIST_READS_AT_ONCE) {
-      const batch = kvKeys.slice(start, start + LIST_READS_AT_ONCE);
-      const read = await Promise.all(batch.map((kvKey) => this.#read(kv, bucket, parseKvKey(kvKey), kvKey)));
-      for (const current of read) if (current.entry !== null) entries.push(current.entry as StoreEntry<V>);
+    for (let read = 0; read < pending; ) {
+      const batch = await consumer.fetch({ max_messages: Math.min(LIST_FETCH_SIZE, pending - read), expires: LIST_FETCH_EXPIRES_MS });
+      const before = read;
+      for await (const message of batch) {
+        read += 1;
+        const kvKey = message.subject.slice(prefix);
+        if (kvKey === PROBE_KEY) continue;
+        const operation = message.headers?.get(KV_OPERATION_HEADER) || 'PUT';
+        const current = this.#current(bucket, parseKvKey(kvKey), kvKey, message.seq, operation, message.data);
+        if (current.entry !== null) entries.push(current.entry as StoreEntry<V>);
+      }
+      // A fetch that brought nothing: the stream changed under the read (keys purged meanwhile).
+      if (read === before) break;
     }
     return entries;
   }
@@ -242,9 +258,13 @@ class NatsKvStore implements KvStore {
   async #read(kv: KV, bucket: string, key: string | null, kvKey: string): Promise<Current> {
     const raw = await retryUnanswered(() => kv.get(kvKey));
     if (raw === null) return { revision: 0, entry: null };
-    const { revision } = raw;
-    if (raw.operation !== 'PUT') return { revision, entry: null };
-    const envelope = parseEnvelope(raw.value);
+    return this.#current(bucket, key, kvKey, raw.revision, raw.operation, raw.value);
+  }
+
+  /** A key's state from its last KV message: `key` null when only the KV key is known. */
+  #current(bucket: string, key: string | null, kvKey: string, revision: number, operation: string, value: Uint8Array): Current {
+    if (operation !== 'PUT') return { revision, entry: null };
+    const envelope = parseEnvelope(value);
     const storedKey = envelope?.key ?? key;
     if (envelope === null || storedKey === null || (key !== null && storedKey !== key) || (key === null && toKvKey(storedKey) !== kvKey)) {
       this.#garbled.drop({ bucket, key: key ?? kvKey, revision, reason: envelope === null ? 'not a store envelope' : 'stored for another key' });

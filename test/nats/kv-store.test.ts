@@ -107,6 +107,21 @@ describe('kv store', () => {
     }
   });
 
+  it('lists a bucket larger than one read of the stream, each key once at its latest revision', async () => {
+    const { store, cleanup } = await openStore();
+    try {
+      const keys = Array.from({ length: 2_500 }, (_, i) => `run-${i}`);
+      for (let start = 0; start < keys.length; start += 250) await Promise.all(keys.slice(start, start + 250).map((key, i) => store.put('many', key, start + i)));
+      const rewritten = await store.put('many', 'run-7', 'again');
+      const listed = await store.list<number | string>('many');
+      expect(listed).toHaveLength(2_500);
+      expect(new Set(listed.map((entry) => entry.key)).size).toBe(2_500);
+      expect(listed.find((entry) => entry.key === 'run-7')).toMatchObject({ value: 'again', revision: rewritten });
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('reads garbage put into its bucket by someone else as absent, with a rate-limited warning', async () => {
     const { store, connection, records, advance, cleanup } = await openStore();
     try {

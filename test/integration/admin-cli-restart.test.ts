@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenazProcesses } from '../fixtures/nats/tenaz-process.js';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/use-nats-server.js';
 import { HitServer } from '../support/processes.js';
 
 const DURABLE = 'test/fixtures/nats/durable.ts';
@@ -14,30 +14,28 @@ const SERVING = /^tenaz: serving .* on nats:\/\/127\.0\.0\.1:\d+; concurrency \d
 const STARTED = /^tenaz: started flow run '[a-z]+-[a-z]+' \(([0-9a-f-]{36})\) of flow 'durable-steps'$/m;
 const STEPS = 16;
 
-let server: NatsServer;
+const nats = useNatsServer();
 const hits = new HitServer();
 const processes = new TenazProcesses();
 
 beforeAll(async () => {
-  server = await startNatsServer();
   await hits.start();
 });
 afterAll(async () => {
   await processes.killAll();
   await hits.stop();
-  await server?.dispose();
 });
 
 describe('tenaz start --wait across a server restart', { timeout: 28_000 }, () => {
   it('waits through the outage and exits 0 with the result once the run completes', async () => {
-    await processes.spawn(['worker', DURABLE, '--nats', server.url]).waitFor('stderr', SERVING);
+    await processes.spawn(['worker', DURABLE, '--nats', nats.server.url]).waitFor('stderr', SERVING);
     const args = ['--param', `hitUrl=${hits.url}`, '--param', `steps=${STEPS}`, '--param', 'stepMs=300'];
-    const start = processes.spawn(['start', 'durable-steps', ...args, '--wait', '--nats', server.url]);
+    const start = processes.spawn(['start', 'durable-steps', ...args, '--wait', '--nats', nats.server.url]);
     await start.waitFor('stderr', STARTED);
     await sleep(1_000);
-    await server.stop();
+    await nats.server.stop();
     await sleep(3_500);
-    await server.start();
+    await nats.server.start();
     const exit = await Promise.race([start.exited, sleep(20_000).then(() => null)]);
     expect(exit, `tenaz start --wait still waits\n${start.stderr}`).not.toBeNull();
     expect(exit!.code, start.stderr).toBe(0);

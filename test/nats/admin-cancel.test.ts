@@ -15,20 +15,18 @@ import { createKvStore } from '../../src/store/kv.js';
 import type { PutOptions, Store } from '../../src/store/store.js';
 import { createSubjects } from '../../src/subjects.js';
 import { createMemoryLogger } from '../unit/runtime/helpers.js';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/use-nats-server.js';
 import { waitFor } from '../support/nats-fixture.js';
 
-let server: NatsServer;
+const nats = useNatsServer();
 let connection: NatsConnection;
 let namespaces = 0;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  connection = await connect({ servers: server.url });
+  connection = await connect({ servers: nats.server.url });
 });
 afterAll(async () => {
   await connection?.close();
-  await server?.dispose();
 });
 
 /** A RunAdmin over the KV store, its events kept; `store` is the one it writes through. */

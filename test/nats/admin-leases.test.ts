@@ -6,22 +6,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { flow } from '../../src/index.js';
 import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { createMemoryLogger, type LogRecord } from '../unit/runtime/helpers.js';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { useNatsServer } from '../support/use-nats-server.js';
 import { waitFor } from '../support/nats-fixture.js';
 
 const LEASE_MS = 1_000;
-let server: NatsServer;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await server?.dispose();
-});
+const nats = useNatsServer();
 
 const LAPSED = /^The lease of process \d+ on .+ lapsed$/;
 const HAND_ON = 'could not hand on the flow runs of a process whose lease lapsed';
@@ -29,7 +22,7 @@ const RENEW = /^could not renew this process's lease/;
 
 describe('leases while cut off', { timeout: 25_000 }, () => {
   it('judges nobody during a server outage or just after it, tells failed renewals in a few lines, and still judges a process that dies', async () => {
-    const options = { servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 };
+    const options = { servers: nats.server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 };
     const [firstConnection, secondConnection] = await Promise.all([connect(options), connect({ ...options, reconnectTimeWait: 400 })]);
     const first = createMemoryLogger();
     const second = createMemoryLogger();
@@ -42,9 +35,9 @@ describe('leases while cut off', { timeout: 25_000 }, () => {
       await two.serveFlows({ flows: [flow({ name: 'admin-leases-two' }, async () => 2)] });
       await sleep(2 * LEASE_MS);
 
-      await server.stop();
+      await nats.server.stop();
       await sleep(3.5 * LEASE_MS);
-      await server.start();
+      await nats.server.start();
       await sleep(3 * LEASE_MS);
       expect(judged(first.records).map((entry) => entry.msg)).toEqual([]);
       expect(judged(second.records).map((entry) => entry.msg)).toEqual([]);

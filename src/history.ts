@@ -53,7 +53,7 @@ export type HistoricRunEvent = RunEvent & {
 };
 
 /** Makes sure the history stream exists; idempotent, and safe when several processes race. */
-export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjects, options: HistoryOptions = {}): Promise<void> {
+export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjects, options: HistoryOptions = {}, replicas = 1): Promise<void> {
   try {
     await jsm.streams.info(subjects.eventsStream);
     return;
@@ -69,6 +69,7 @@ export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjec
       discard: DiscardPolicy.Old,
       max_age: nanos(options.maxAgeMs ?? DEFAULT_HISTORY_MAX_AGE_MS),
       max_bytes: options.maxBytes ?? DEFAULT_HISTORY_MAX_BYTES,
+      num_replicas: replicas,
     });
   } catch (error) {
     if (!/already in use/i.test(String((error as Error)?.message))) throw error;

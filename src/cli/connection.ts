@@ -17,6 +17,8 @@ export interface ConnectionFlags {
   nats?: string;
   /** Prefix of every subject, to keep deployments apart. @default env TENAZ_NAMESPACE or 'tenaz' */
   namespace?: string;
+  /** Copies of each stream and KV bucket this process creates. @default env TENAZ_REPLICAS or 1 */
+  replicas?: number;
 }
 
 /** `--log-format` and `--log-level`. */
@@ -31,6 +33,8 @@ export interface LogFlags {
 export const NATS_URL_ENV = 'TENAZ_NATS_URL';
 /** The environment variable behind `--namespace`. */
 export const NAMESPACE_ENV = 'TENAZ_NAMESPACE';
+/** The environment variable behind `--replicas`. */
+export const REPLICAS_ENV = 'TENAZ_REPLICAS';
 
 /**
  * Time allowed for the first connection, in ms. A command line should say soon that the
@@ -105,6 +109,7 @@ export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrch
       namespace,
       execution,
       durable,
+      replicas: flags.replicas,
     });
     const listen = orchestrator.nats?.getServer();
     return { orchestrator, server: listen ? `nats://${listen}` : url };
@@ -124,7 +129,7 @@ export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrch
 export async function openFlowOwner(worker: Orchestrator, flags: ConnectionFlags, logger: Logger): Promise<Orchestrator> {
   const connection = worker.nats;
   if (connection === undefined) throw new CliError('serving flows needs NATS: give --nats URL or set ' + NATS_URL_ENV);
-  const owner = createOrchestrator({ nats: connection, logger, namespace: namespaceOf(flags), execution: 'workers', durable: true });
+  const owner = createOrchestrator({ nats: connection, logger, namespace: namespaceOf(flags), execution: 'workers', durable: true, replicas: flags.replicas });
   await owner[INTERNAL].historyReady();
   return owner;
 }

@@ -6,7 +6,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { NAMESPACE_ENV, NATS_URL_ENV } from './connection.js';
+import { NAMESPACE_ENV, NATS_URL_ENV, REPLICAS_ENV } from './connection.js';
 import { CliError } from './errors.js';
 import { runCommand, type RunCommandOptions } from './run.js';
 import { runsCancelCommand, runsListCommand, runsRetryCommand, type RunsCancelOptions, type RunsListOptions, type RunsRetryOptions } from './runs.js';
@@ -176,12 +176,23 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
   return program;
 }
 
-/** `--nats` and `--namespace`, with their environment variables. `usage` says what NATS does for the command. */
+/** `--nats`, `--namespace` and `--replicas`, with their environment variables. `usage` says what NATS does for the command. */
 function addConnectionOptions(command: Command, usage: string): Command {
   const nats = usage === 'required' ? 'NATS server URL(s), comma-separated (required)' : `NATS server URL(s), comma-separated: ${usage}`;
   return command
     .addOption(new Option('--nats <url>', nats).env(NATS_URL_ENV))
-    .addOption(new Option('--namespace <ns>', "prefix of every subject, to keep deployments apart (default: 'tenaz')").env(NAMESPACE_ENV));
+    .addOption(new Option('--namespace <ns>', "prefix of every subject, to keep deployments apart (default: 'tenaz')").env(NAMESPACE_ENV))
+    .addOption(
+      new Option('--replicas <n>', 'copies of each JetStream stream and KV bucket this process creates: 3 on a three-node cluster (default: 1)')
+        .argParser(parseReplicas)
+        .env(REPLICAS_ENV),
+    );
+}
+
+function parseReplicas(value: string): number {
+  const replicas = parsePositiveInteger(value);
+  if (replicas > 5) throw new InvalidArgumentError('JetStream keeps at most 5 replicas.');
+  return replicas;
 }
 
 function addLogOptions(command: Command, defaultLevel = 'info'): Command {
@@ -209,10 +220,23 @@ export async function main(argv: readonly string[], io: CliStreams = processStre
       io.stderr.write(`tenaz: ${error.message}\n`);
       return error.exitCode;
     }
+    const refused = permissionViolation(error);
+    if (refused !== undefined) {
+      io.stderr.write(`tenaz: the NATS server refused this user: ${refused}; see deploy/nats/auth.conf for what each role may do\n`);
+      return 2;
+    }
     // Not the user's mistake: keep the stack, it is what a bug report needs.
     io.stderr.write(`tenaz: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return 1;
   }
+}
+
+/** The server's words when `error` (or its cause) is a refused permission: the user's credentials, not a bug. */
+function permissionViolation(error: unknown): string | undefined {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth += 1) {
+    if (cause.name === 'PermissionViolationError' || /^Permissions Violation/i.test(cause.message)) return cause.message.split('\n', 1)[0];
+  }
+  return undefined;
 }
 
 /** Runs `main` and exits the process with its code once stdout and stderr have been written out. */

@@ -32,8 +32,8 @@ export const flowTakeSchema = z.object({
 
 export type FlowTake = z.infer<typeof flowTakeSchema>;
 
-export function ensureFlowsStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
-  return ensureWorkQueueStream(jsm, subjects.flowsStream, subjects.allFlowQueue);
+export function ensureFlowsStream(jsm: JetStreamManager, subjects: Subjects, replicas = 1): Promise<void> {
+  return ensureWorkQueueStream(jsm, subjects.flowsStream, subjects.allFlowQueue, replicas);
 }
 
 export async function ensureFlowConsumer(jsm: JetStreamManager, subjects: Subjects, flowName: string): Promise<string> {
@@ -60,8 +60,9 @@ export async function enqueueFlowRun(
   subjects: Subjects,
   take: Omit<FlowTake, 'v' | 'type'>,
   dedupeId: string,
+  replicas = 1,
 ): Promise<boolean> {
-  await ensureFlowsStream(jsm, subjects);
+  await ensureFlowsStream(jsm, subjects, replicas);
   const message: FlowTake = { v: 1, type: 'flow.take', ...take };
   const ack = await jetstream(connection).publish(subjects.flowQueue(take.flowName), encodeValue(message), { msgID: dedupeId });
   return !ack.duplicate;

@@ -26,6 +26,8 @@ import { failureFields } from '../nats/passing-failure.js';
 export interface FlowServerHost {
   connection: NatsConnection;
   subjects: Subjects;
+  /** Copies of the flow queue stream, if this process creates it. */
+  replicas: number;
   store: Store;
   recorder: RunRecorder;
   directory: OwnerDirectory;
@@ -84,7 +86,7 @@ export class FlowServer {
     const fresh = definitions.filter((definition) => !this.#served.has(definition.options.name));
     if (fresh.length === 0) return;
     const jsm = await jetstreamManager(connection);
-    await ensureFlowsStream(jsm, subjects);
+    await ensureFlowsStream(jsm, subjects, this.#host.replicas);
     const js = jetstream(connection);
     for (const definition of fresh) {
       const name = definition.options.name;
@@ -101,7 +103,7 @@ export class FlowServer {
   /** Queues a run for a process that serves its flow; resolves with false when it was queued already. */
   async enqueue(take: Omit<FlowTake, 'v' | 'type'>, dedupeId: string): Promise<boolean> {
     const jsm = await jetstreamManager(this.#host.connection);
-    return enqueueFlowRun(this.#host.connection, jsm, this.#host.subjects, take, dedupeId);
+    return enqueueFlowRun(this.#host.connection, jsm, this.#host.subjects, take, dedupeId, this.#host.replicas);
   }
 
   /** An owner's lease lapsed: its unfinished runs go to a process that serves them, or end `Crashed`. */

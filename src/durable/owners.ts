@@ -58,6 +58,8 @@ export interface OwnerDirectoryOptions {
   namespace: string;
   ownerId: string;
   leaseMs: number;
+  /** Copies of the leases' KV bucket, if this process creates it. @default 1 */
+  replicas?: number;
   /** The flows this process serves now. */
   servedFlows(): string[];
   /** Called once per owner whose lease lapsed or who left. */
@@ -110,7 +112,7 @@ export class OwnerDirectory {
 
   async #start(): Promise<void> {
     this.#watchConnection();
-    const kv = await new Kvm(this.#options.connection).create(`${this.#options.namespace}_${OWNERS_BUCKET_SUFFIX}`, { history: 1 });
+    const kv = await new Kvm(this.#options.connection).create(`${this.#options.namespace}_${OWNERS_BUCKET_SUFFIX}`, { history: 1, replicas: this.#options.replicas ?? 1 });
     this.#kv = kv;
     await this.renew();
     const watch = await kv.watch();

@@ -15,6 +15,7 @@ import {
 } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { ConnectionFailedError, InvalidArgumentError } from '../errors.js';
+import { LogThrottle } from '../drop-counter.js';
 
 /** TLS settings, passed through to nats.js: `{ caFile, certFile, keyFile }`, or inline `ca`, `cert`, `key`. */
 export type NatsTlsOptions = NonNullable<NodeConnectionOptions['tls']>;
@@ -216,8 +217,9 @@ function describeServers(servers: string | string[] | undefined): string {
 
 /** Logs status changes until the connection closes (the status iterator ends then). */
 async function watchStatus(connection: NatsConnection, log: Logger): Promise<void> {
+  const refusals = new LogThrottle(Date.now, REFUSAL_LOG_INTERVAL_MS);
   try {
-    for await (const status of connection.status()) logStatus(status, log);
+    for await (const status of connection.status()) logStatus(status, log, refusals);
   } catch (err) {
     log.warn({ err }, 'NATS status watch ended');
   }
@@ -226,7 +228,10 @@ async function watchStatus(connection: NatsConnection, log: Logger): Promise<voi
   else log.info('NATS connection closed');
 }
 
-function logStatus(status: Status, log: Logger): void {
+/** At most one line per this interval about what the server refuses this user, in ms. */
+const REFUSAL_LOG_INTERVAL_MS = 5_000;
+
+function logStatus(status: Status, log: Logger, refusals: LogThrottle): void {
   switch (status.type) {
     case 'disconnect':
       log.warn({ server: status.server }, 'disconnected from NATS');
@@ -237,9 +242,19 @@ function logStatus(status: Status, log: Logger): void {
     case 'reconnecting':
       log.debug('reconnecting to NATS');
       break;
-    case 'error':
-      log.warn({ err: status.error }, 'NATS error');
+    case 'error': {
+      const error = status.error as Error | undefined;
+      if (error?.name !== 'PermissionViolationError') {
+        log.warn({ err: error }, 'NATS error');
+        break;
+      }
+      // The user's rights, not a bug: one line, not a stack a second (a role that may not do what it is asked to).
+      const refusedBefore = refusals.take();
+      if (refusedBefore >= 0) {
+        log.warn({ refusedSinceLastLine: refusedBefore + 1 }, `the NATS server refused this user: ${error.message}; see deploy/nats/auth.conf for what each role may do`);
+      }
       break;
+    }
     case 'ldm':
       log.warn({ server: status.server }, 'NATS server entering lame duck mode');
       break;

@@ -51,6 +51,8 @@ export interface TaskDispatcherOptions {
   heartbeatTimeoutMs: number;
   /** How long a dispatched attempt waits for a worker before each warning. */
   claimWarningMs: number;
+  /** Copies of the task stream, if this process creates it. @default 1 */
+  replicas?: number;
   now?: () => number;
 }
 
@@ -77,6 +79,7 @@ export class TaskDispatcher {
   readonly ownerSubject: string;
   readonly #bus: Bus;
   readonly #subjects: Subjects;
+  readonly #replicas: number;
   readonly #logger: Logger;
   readonly #runs: ReadonlyMap<string, RemoteTaskRun>;
   readonly #publisher: DispatchPublisher;
@@ -97,6 +100,7 @@ export class TaskDispatcher {
     this.ownerId = options.ownerId;
     this.#bus = options.bus;
     this.#subjects = options.subjects;
+    this.#replicas = options.replicas ?? 1;
     this.#logger = options.logger;
     this.#runs = options.runs;
     this.#connection = options.connection;
@@ -207,7 +211,7 @@ export class TaskDispatcher {
   async #ensureStream(): Promise<void> {
     this.#jsm ??= jetstreamManager(this.#connection);
     try {
-      await ensureTasksStream(await this.#jsm, this.#subjects);
+      await ensureTasksStream(await this.#jsm, this.#subjects, this.#replicas);
     } catch (error) {
       // Not remembered: the next dispatch tries again (the server may be back).
       this.#jsm = undefined;

@@ -18,15 +18,16 @@ const DUPLICATE_WINDOW_MS = 120_000;
  */
 export const DISPATCH_ACK_WAIT_MS = 10_000;
 
-export function ensureTasksStream(jsm: JetStreamManager, subjects: Subjects): Promise<void> {
-  return ensureWorkQueueStream(jsm, subjects.tasksStream, subjects.allTaskDispatch);
+export function ensureTasksStream(jsm: JetStreamManager, subjects: Subjects, replicas = 1): Promise<void> {
+  return ensureWorkQueueStream(jsm, subjects.tasksStream, subjects.allTaskDispatch, replicas);
 }
 
 /**
  * Makes sure a work-queue stream (deduplicated by message id) exists, whichever
- * process gets there first; an existing stream is used as it is.
+ * process gets there first, with `replicas` copies on a cluster; an existing stream
+ * is used as it is.
  */
-export async function ensureWorkQueueStream(jsm: JetStreamManager, name: string, subject: string): Promise<void> {
+export async function ensureWorkQueueStream(jsm: JetStreamManager, name: string, subject: string, replicas = 1): Promise<void> {
   try {
     await jsm.streams.info(name);
     return;
@@ -41,6 +42,7 @@ export async function ensureWorkQueueStream(jsm: JetStreamManager, name: string,
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+      num_replicas: replicas,
     });
   } catch (error) {
     // Another process created it between our look and our add: 2.9 says so as "name already

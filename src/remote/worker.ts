@@ -90,6 +90,8 @@ interface WorkerInternals {
   bus: Bus;
   subjects: Subjects;
   logger: Logger;
+  /** Copies of the task stream, if this worker creates it. */
+  replicas: number;
 }
 
 interface HeldAttempt {
@@ -242,7 +244,7 @@ export class TaskWorker implements AsyncDisposable {
   async #start(): Promise<void> {
     const { connection, subjects } = this.#internals;
     const jsm = await jetstreamManager(connection);
-    await ensureTasksStream(jsm, subjects);
+    await ensureTasksStream(jsm, subjects, this.#internals.replicas);
     const js = jetstream(connection);
     for (const [name, definition] of this.#tasks) {
       const pool = this.pool ?? definition.options.pool ?? DEFAULT_POOL;

@@ -78,6 +78,13 @@ export interface OrchestratorOptions {
    */
   history?: HistoryOptions | false;
   /**
+   * Copies of each JetStream stream and KV bucket this process creates (the task and flow
+   * queues, the event history, run records, leases, the cache): 3 on a three-node cluster,
+   * so that losing a node loses and stops nothing. Streams and buckets that exist already
+   * are used as they are. @default 1
+   */
+  replicas?: number;
+  /**
    * Durable runs: every transition of every run is recorded in the store (JetStream KV
    * with `nats`), results included; a flow run whose process dies is resumed by a
    * process that serves its flow (`serveFlows()`, `tenaz worker`), its completed task
@@ -168,6 +175,8 @@ export class Orchestrator implements AsyncDisposable {
   #flowServer: FlowServer | undefined;
   #runs: RunAdmin | undefined;
   readonly #leaseMs: number;
+  /** Copies of each stream and KV bucket this process creates. */
+  readonly #replicas: number;
   readonly #actorParent: AnyActorRef;
   readonly #ownsLogger: boolean;
   readonly #nats: NatsConnection | undefined;
@@ -203,6 +212,9 @@ export class Orchestrator implements AsyncDisposable {
       options.bus ??
       (nats ? createNatsBus({ connection: nats, owned: options[OWNED_CONNECTION] === true, logger: busLogger }) : createMemoryBus({ logger: busLogger }));
     const subjects = createSubjects(namespace);
+    const replicas = options.replicas ?? 1;
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new InvalidArgumentError(`replicas must be an integer from 1 to 5, got ${replicas}`);
+    this.#replicas = replicas;
     let remote: RemoteExecution | undefined;
     if (execution === 'workers' && nats) {
       const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
@@ -226,6 +238,7 @@ export class Orchestrator implements AsyncDisposable {
           heartbeatMs,
           heartbeatTimeoutMs,
           claimWarningMs,
+          replicas,
         }),
         heartbeatTimeoutMs,
         heartbeatMs,
@@ -239,7 +252,7 @@ export class Orchestrator implements AsyncDisposable {
     const store =
       options.store ??
       // Over NATS the cache and the run records live in JetStream KV, so every process sees them.
-      (nats ? createKvStore({ connection: nats, namespace, logger, now: options.now, bucketMaxAgeMs: keepMs }) : createMemoryStore({ now: options.now }));
+      (nats ? createKvStore({ connection: nats, namespace, logger, now: options.now, bucketMaxAgeMs: keepMs, replicas }) : createMemoryStore({ now: options.now }));
     this.#leaseMs = durableOptions.leaseMs ?? DEFAULT_LEASE_MS;
     if (!Number.isFinite(this.#leaseMs) || this.#leaseMs < MIN_LEASE_MS) {
       throw new InvalidArgumentError(`durable.leaseMs must be at least ${MIN_LEASE_MS}, got ${durableOptions.leaseMs}`);
@@ -302,7 +315,7 @@ export class Orchestrator implements AsyncDisposable {
     const { subjects, engineLogger } = this.#engine;
     const history = this.#historyOption;
     this.#historyReady = jetstreamManager(nats)
-      .then((jsm) => ensureEventsStream(jsm, subjects, history))
+      .then((jsm) => ensureEventsStream(jsm, subjects, history, this.#replicas))
       .catch((err: unknown) => engineLogger.warn({ err }, 'could not create the event history stream; events are not kept'));
   }
 
@@ -331,6 +344,7 @@ export class Orchestrator implements AsyncDisposable {
       namespace,
       ownerId: this.ownerId,
       leaseMs: this.#leaseMs,
+      replicas: this.#replicas,
       servedFlows: () => server?.flowNames ?? [],
       onLapsed: (ownerId) => void server?.onLapsed(ownerId),
       logger,
@@ -339,6 +353,7 @@ export class Orchestrator implements AsyncDisposable {
     server = new FlowServer({
       connection: nats,
       subjects,
+      replicas: this.#replicas,
       store,
       recorder,
       directory,
@@ -416,7 +431,7 @@ export class Orchestrator implements AsyncDisposable {
       publishEvent: (subject, event) => this.#engine.publishEvent(subject, event),
       enqueue: async (take, dedupeId) => {
         if (!nats) throw new NatsRequiredError('a flow run started by name runs in a process serving its flow, over NATS');
-        await jetstreamManager(nats).then((jsm) => enqueueFlowRun(nats, jsm, subjects, take, dedupeId));
+        await jetstreamManager(nats).then((jsm) => enqueueFlowRun(nats, jsm, subjects, take, dedupeId, this.#replicas));
       },
       isServed: async (flowName) => {
         if (this.#directory) return this.#directory.servers(flowName).length > 0;
@@ -479,6 +494,7 @@ export class Orchestrator implements AsyncDisposable {
       bus: this.#engine.bus,
       subjects: this.#engine.subjects,
       logger: this.#engine.logger,
+      replicas: this.#replicas,
     });
     this.#workers.add(worker);
     void worker.closed().then(() => this.#workers.delete(worker));

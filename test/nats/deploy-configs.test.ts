@@ -27,6 +27,8 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { freePort } from '../support/nats-server.js';
+import { pino } from 'pino';
+import { connectOrchestrator, flow, task } from '../../src/index.js';
 
 import { TenazProcesses } from '../fixtures/nats/tenaz-process.js';
 
@@ -191,6 +193,25 @@ async function launchFromConfigs(files: string[], owner: Resources = perTest): P
   }
 }
 
+/** Every node sees the two others as routes and agrees on a meta leader: resolves with each node's leader. */
+async function untilMetaLeader(servers: ConfigServer[]): Promise<Array<string | undefined>> {
+  return poll('a JetStream meta leader on every node', 15_000, async () => {
+    const views = await Promise.all(
+      servers.map(async (s) => {
+        const routez = (await (await fetch(`${s.monitorUrl}/routez`)).json()) as { num_routes: number };
+        const jsz = (await (await fetch(`${s.monitorUrl}/jsz`)).json()) as {
+          meta_cluster?: { name?: string; leader?: string; cluster_size?: number };
+        };
+        return { routes: routez.num_routes, meta: jsz.meta_cluster };
+      }),
+    );
+    const ready = views.every(
+      (v) => v.routes >= 2 && v.meta?.cluster_size === 3 && v.meta.leader !== undefined && v.meta.leader !== '',
+    );
+    return ready ? views.map((v) => v.meta?.leader) : undefined;
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Small helpers
 
@@ -305,22 +326,7 @@ describe('cluster/node-{a,b,c}.conf', () => {
     const { servers } = await launchFromConfigs(CLUSTER);
     expect(servers.map((s) => s.name)).toEqual(['node-a', 'node-b', 'node-c']);
 
-    // Every node sees the two others as routes and agrees on a meta leader.
-    const leaders = await poll('a JetStream meta leader on every node', 15_000, async () => {
-      const views = await Promise.all(
-        servers.map(async (s) => {
-          const routez = (await (await fetch(`${s.monitorUrl}/routez`)).json()) as { num_routes: number };
-          const jsz = (await (await fetch(`${s.monitorUrl}/jsz`)).json()) as {
-            meta_cluster?: { name?: string; leader?: string; cluster_size?: number };
-          };
-          return { routes: routez.num_routes, meta: jsz.meta_cluster };
-        }),
-      );
-      const ready = views.every(
-        (v) => v.routes >= 2 && v.meta?.cluster_size === 3 && v.meta.leader !== undefined && v.meta.leader !== '',
-      );
-      return ready ? views.map((v) => v.meta?.leader) : undefined;
-    });
+    const leaders = await untilMetaLeader(servers);
     expect(new Set(leaders).size).toBe(1);
     expect(['tenaz-a', 'tenaz-b', 'tenaz-c']).toContain(leaders[0]);
 
@@ -344,6 +350,35 @@ describe('cluster/node-{a,b,c}.conf', () => {
     const jsmC = await jetstreamManager(c!);
     expect((await jsmC.streams.info('tenaz_tasks')).state.messages).toBe(1);
   });
+
+  it('holds every stream and KV bucket tenaz makes with replicas: 3 on all three nodes, and a flow completes with a node killed', async () => {
+    const { servers } = await launchFromConfigs(CLUSTER);
+    await untilMetaLeader(servers);
+    const nats = { servers: servers.map((s) => s.url), maxReconnectAttempts: -1, reconnectTimeWait: 100 };
+    const logger = pino({ level: 'silent' });
+    const double = task({ name: 'cluster-double' }, async (x: number) => x * 2);
+    const doubled = flow({ name: 'cluster-doubled' }, async (n: number) => (await Promise.all(double.map(Array.from({ length: n }, (_, i) => i)))).reduce((a, b) => a + b, 0));
+    // Peers may still be catching up with the meta leader right after election: R3 creations may fail at first.
+    const owner = await poll('an orchestrator whose R3 streams are made', 15_000, async () => connectOrchestrator({ nats, logger, replicas: 3 }));
+    const workers = await connectOrchestrator({ nats, logger, execution: 'local', durable: false, replicas: 3 });
+    try {
+      workers.worker({ tasks: [double] });
+      await owner.serveFlows({ flows: [doubled] });
+      expect(await owner.start(doubled, 4).result()).toBe(12);
+      const jsm = await jetstreamManager(owner.nats!);
+      const replicas = new Map<string, number>();
+      for await (const info of jsm.streams.list()) replicas.set(info.config.name, info.config.num_replicas);
+      for (const name of ['tenaz_tasks', 'tenaz_flows', 'tenaz_events', 'KV_tenaz_runs', 'KV_tenaz_journal', 'KV_tenaz_active', 'KV_tenaz_owners']) {
+        expect(replicas.get(name), name).toBe(3);
+      }
+      // Losing any one node loses nothing and stops nothing.
+      await stopByPid(servers[2]!.child, 0);
+      expect(await owner.start(doubled, 6).result()).toBe(30);
+    } finally {
+      await workers.close();
+      await owner.close();
+    }
+  }, 60_000);
 });
 
 describe('auth.conf', () => {
@@ -404,6 +439,18 @@ describe('auth.conf', () => {
     server.signal('SIGINT');
     await server.exited;
     for (const p of [server, start, ls]) expect(p.stdout + p.stderr).not.toMatch(/Permissions Violation/);
+  }, 30_000);
+
+  it('says in one line, without a stack, that the server refused a role what it may not do', async (context) => {
+    const processes = new TenazProcesses();
+    context.onTestFinished(() => processes.killAll());
+    const observer = url.replace('nats://', 'nats://observer:change-me-observer@');
+    const ls = processes.spawn(['runs', 'ls', '--nats', observer]);
+    expect((await ls.exited).code).toBe(2);
+    const lines = ls.stderr.trim().split('\n');
+    expect(lines.at(-1)).toMatch(/^tenaz: the NATS server refused this user: Permissions Violation for .*; see deploy\/nats\/auth\.conf for what each role may do$/);
+    // Logged too, as a line without a stack.
+    expect(ls.stderr).not.toMatch(/"stack"|\n\s+at /);
   }, 30_000);
 
   it('refuses a wrong password', async () => {

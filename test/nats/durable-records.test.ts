@@ -178,6 +178,7 @@ describe('the flow queue', { timeout: 20_000 }, () => {
     const server = new FlowServer({
       connection,
       subjects,
+      replicas: 1,
       store: taker.store,
       recorder: taker,
       directory: directory as unknown as OwnerDirectory,

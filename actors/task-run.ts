@@ -254,7 +254,8 @@ function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal'
             guard: 'isCurrentAttempt',
             target: 'Supervised',
             actions: assign({
-              failure: { kind: 'timeout', error: TASK_TIMEOUT_ERROR },
+              // The limit in the message, as the TaskTimeoutError the caller gets says it.
+              failure: ({ context }) => ({ kind: 'timeout' as const, error: { ...TASK_TIMEOUT_ERROR, message: `task run timed out after ${context.timeoutMs} ms` } }),
               failures: ({ context }) => context.failures + 1,
             }),
           },

@@ -15,7 +15,11 @@ export interface ExponentialBackoffOptions {
   baseMs: number;
   /** Growth per retry. @default 2 */
   factor?: number;
-  /** Upper bound on any delay, in ms. @default Infinity */
+  /**
+   * Upper bound on the delays this function gives, in ms. A task's `retryJitterFactor` spreads
+   * them afterwards, as Prefect's does: with a factor j a delay may reach `maxMs * (1 + j)`.
+   * @default Infinity
+   */
   maxMs?: number;
 }
 
@@ -72,12 +76,17 @@ export function computeRetryDelay(
 
 export function assertNonNegative(field: string, value: unknown): void {
   if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw new InvalidArgumentError(`${field} must be a non-negative number, got ${String(value)}`);
+    throw new InvalidArgumentError(`${field} must be a non-negative number, got ${describeValue(value)}`);
   }
 }
 
 export function assertNonNegativeInteger(field: string, value: unknown): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new InvalidArgumentError(`${field} must be a non-negative integer, got ${String(value)}`);
+    throw new InvalidArgumentError(`${field} must be a non-negative integer, got ${describeValue(value)}`);
   }
+}
+
+/** A bad option's value as the user wrote it: a string in quotes, so that '3' is not shown as 3. */
+function describeValue(value: unknown): string {
+  return typeof value === 'string' ? `${JSON.stringify(value)} (a string)` : String(value);
 }

@@ -235,7 +235,7 @@ describe('taskRunMachine', () => {
       expect(actor.getSnapshot().value).toBe('Supervised');
       expect(aborted).toEqual(['attempt.timedOut']);
       expect(reports).toEqual([
-        { attempt: 1, failure: { kind: 'timeout', error: TASK_TIMEOUT_ERROR }, failures: 1, crashes: 0 },
+        { attempt: 1, failure: { kind: 'timeout', error: { ...TASK_TIMEOUT_ERROR, message: "task run timed out after 50 ms" } }, failures: 1, crashes: 0 },
       ]);
     });
 
@@ -246,7 +246,7 @@ describe('taskRunMachine', () => {
 
       expect(published).toEqual(['Pending', 'Running', 'TimedOut']);
       expect(actor.getSnapshot().value).toBe('TimedOut');
-      expect(actor.getSnapshot().output?.failure).toEqual({ kind: 'timeout', error: TASK_TIMEOUT_ERROR });
+      expect(actor.getSnapshot().output?.failure).toEqual({ kind: 'timeout', error: { ...TASK_TIMEOUT_ERROR, message: "task run timed out after 50 ms" } });
     });
 
     it('ignores a success that arrives after the timeout', () => {

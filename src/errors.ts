@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'USER_ERROR'
   | 'NON_DETERMINISM'
   | 'RESULT_TOO_LARGE'
-  | 'NOT_FOUND';
+  | 'NOT_FOUND'
+  | 'NESTING_TOO_DEEP';
 
 export interface TenazErrorOptions {
   cause?: unknown;
@@ -67,6 +68,15 @@ export class NonDeterminismError extends defineError('NonDeterminismError', 'NON
 export class ResultTooLargeError extends defineError('ResultTooLargeError', 'RESULT_TOO_LARGE', false) {}
 /** No run with that id is recorded. */
 export class RunNotFoundError extends defineError('RunNotFoundError', 'NOT_FOUND', false) {}
+/**
+ * A flow or task was called from a chain of nested runs already 200 runs deep (`MAX_RUN_DEPTH`;
+ * a run called outside any run is depth 1, and each call from a flow or task body adds one):
+ * almost surely a flow or task that calls itself without end, directly or through others. The call is refused before any run is created, so it has no run and no events: it
+ * throws at once (`task.submit()`, `orchestrator.start()`) or rejects (calling the flow or
+ * task). Unless its body catches it, the run that made the call then fails with it, as with
+ * any error its body throws, and so on up to the top-level run. Never retried.
+ */
+export class NestingDepthError extends defineError('NestingDepthError', 'NESTING_TOO_DEEP', false) {}
 /** An operation called in a state that does not allow it. */
 export class IllegalStateError extends defineError('IllegalStateError', 'ILLEGAL_STATE', false) {}
 /** The orchestrator, bus or worker is closed. */

@@ -61,6 +61,7 @@ export {
   NatsRequiredError,
   NonErrorThrownError,
   NonDeterminismError,
+  NestingDepthError,
   ResultTooLargeError,
   RunNotFoundError,
   toWireError,

@@ -4,7 +4,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
-import { IllegalStateError } from '../errors.js';
+import { IllegalStateError, NestingDepthError } from '../errors.js';
 import type { FlowRunRuntime } from './flow-run.js';
 import type { Orchestrator } from './orchestrator.js';
 import type { TaskRunRuntime } from './task-run.js';
@@ -54,6 +54,38 @@ export interface InternalRunContext extends RunContext {
 const STORAGE_KEY = Symbol.for('tenaz.runContextStorage');
 const globals = globalThis as { [STORAGE_KEY]?: AsyncLocalStorage<InternalRunContext> };
 export const runContextStorage = (globals[STORAGE_KEY] ??= new AsyncLocalStorage<InternalRunContext>());
+
+/**
+ * How many runs deep calls may nest: a chain of flow and task runs, each called from the body
+ * of the one before it. Real flows nest a few levels. A flow that calls itself without end
+ * reaches this in about 0.1 s and fails, the process's RSS about 15 MB above where it started
+ * (measured; 40 MB at 1,000 deep). Without a limit it made thousands of runs a second until
+ * the heap ran out and the process died.
+ */
+export const MAX_RUN_DEPTH = 200;
+
+/**
+ * The depth of a flow or task run about to be created by the code executing now: one more
+ * than the run whose body makes the call, 1 outside any run. A task body's calls nest below
+ * the task run, not beside it in its flow run, so a task that calls itself goes deeper too.
+ * On a worker the caller's depth stays with its owner: calls made there start again from 1.
+ * Read from the run context, so that the callers pass nothing and a run costs one number.
+ * @throws NestingDepthError past `MAX_RUN_DEPTH`, before anything of the new run exists.
+ */
+export function depthOfNewRun(kind: 'flow' | 'task', name: string): number {
+  const context = runContextStorage.getStore();
+  const callerTask = context?.taskRunRuntime;
+  const caller = callerTask ?? context?.flowRunRuntime;
+  const depth = (caller?.depth ?? 0) + 1;
+  if (depth > MAX_RUN_DEPTH) {
+    const by = callerTask ? `task run '${callerTask.name}'` : `flow run '${caller?.name}' of flow '${context?.flowRunRuntime?.flowName}'`;
+    throw new NestingDepthError(
+      `${kind} '${name}' was called by ${by}, already ${MAX_RUN_DEPTH} runs deep, the most tenaz allows: ` +
+        'a flow or task probably calls itself without end, directly or through other flows and tasks',
+    );
+  }
+  return depth;
+}
 
 /** The context of the run whose body is executing; throws `IllegalStateError` outside any run. */
 export function getRunContext(): RunContext {

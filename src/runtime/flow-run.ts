@@ -27,7 +27,7 @@ import type { FlowStateEvent } from '../events.js';
 import type { RecordedFlowRun } from '../durable/run-recorder.js';
 import { subflowRunId, type FlowRunRecord, type RecordedError } from '../durable/records.js';
 import { computeRetryDelay } from '../retry.js';
-import { deferBody, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
+import { deferBody, depthOfNewRun, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
 import { createDeferred } from './deferred.js';
 import { LazyAbort } from './lazy-abort.js';
 import type { FlowDefinition } from './definitions.js';
@@ -55,6 +55,8 @@ export class FlowRunRuntime implements RecordedFlowRun {
   readonly parent: FlowRunRuntime | undefined;
   /** A subflow's position among its parent's calls. */
   readonly position: number | undefined;
+  /** How many runs deep it was called: 1 for a top-level run, else one more than the run whose body called it. */
+  readonly depth: number;
   readonly logger: Logger;
   readonly info: FlowRunInfo;
   /** Whether the run was started before, elsewhere: its calls look up their journal first. */
@@ -82,6 +84,9 @@ export class FlowRunRuntime implements RecordedFlowRun {
   #nonDeterminism: Error | undefined;
 
   constructor(engine: Engine, definition: FlowDefinition, args: unknown[], parent: FlowRunRuntime | undefined, resume?: ResumeFrom) {
+    // First: a call refused for its depth must leave no trace (no journal position). A run
+    // taken over from its record is top-level, whatever code happens to be running here.
+    this.depth = resume === undefined ? depthOfNewRun('flow', definition.options.name) : 1;
     this.#engine = engine;
     this.definition = definition;
     this.#args = args;

@@ -27,7 +27,7 @@ import type { RecordedTaskRun } from '../durable/run-recorder.js';
 import type { RecordedError } from '../durable/records.js';
 import { computeRetryDelay } from '../retry.js';
 import { CACHE_BUCKET } from '../store/store.js';
-import { deferBody, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext, type TaskRunInfo } from './context.js';
+import { deferBody, depthOfNewRun, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext, type TaskRunInfo } from './context.js';
 import { createDeferred } from './deferred.js';
 import { LazyAbort } from './lazy-abort.js';
 import type { TaskDefinition } from './definitions.js';
@@ -43,6 +43,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
   readonly flowRun: FlowRunRuntime | undefined;
   /** The call's position in its flow run: where its journal entry is. */
   readonly position: number | undefined;
+  /** How many runs deep it was called: 1 when called outside any run, else one more than the run whose body called it. */
+  readonly depth: number;
   state: RunState | undefined;
   /** The revision of this call's journal entry, found when the flow run resumed (0: none). */
   journalRevision = 0;
@@ -66,6 +68,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
   readonly #index: number;
 
   constructor(engine: Engine, definition: TaskDefinition, args: unknown[], flowRun: FlowRunRuntime | undefined) {
+    // First: a call refused for its depth must leave no trace (no name index, no journal position).
+    this.depth = depthOfNewRun('task', definition.options.name);
     this.#engine = engine;
     this.definition = definition;
     this.#args = args;

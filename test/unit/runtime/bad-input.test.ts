@@ -4,6 +4,7 @@ import {
   CrashedError,
   DrainingError,
   InvalidArgumentError,
+  NestingDepthError,
   NonErrorThrownError,
   RestartIntensityError,
   TaskTimeoutError,
@@ -147,22 +148,19 @@ describe('a flow that calls itself without end', () => {
     }
   });
 
-  // Bug: a flow body runs synchronously inside the flow-run actor's `startBody` action, and a subflow
-  // starts its actor synchronously from the caller's body, so a flow that calls itself before its
-  // first await recurses on one stack until RangeError. XState catches it in the innermost actor and
-  // rethrows it from a timer (an uncaught exception); that subflow never settles, so every caller
-  // above it hangs and the root only ends Cancelled after cancelGraceMs.
-  it('bug: a flow that calls itself before any await overflows the stack with an uncaught RangeError', async () => {
+  // A subflow starts on the next turn of the event loop, so a flow that calls itself before its
+  // first await recurses through the loop, not the stack (it used to overflow it with an uncaught
+  // RangeError); the nesting-depth limit then ends it (see recursion.test.ts).
+  it('a flow that calls itself before any await ends Failed with NestingDepthError, without an uncaught error', async () => {
     const errors = watchProcessErrors();
     try {
-      const recursive: () => Promise<void> = flow({ name: uniqueName('recursive-sync'), cancelGraceMs: 100 }, async () => {
+      const recursive: () => Promise<void> = flow({ name: uniqueName('recursive-sync') }, async () => {
         await recursive();
       });
       const run = fx.orchestrator.start(recursive);
-      await sleep(100);
-      run.cancel();
-      const state = await Promise.race([run.wait(), sleep(2000).then(() => undefined)]);
-      expect(state?.name).toBe('Cancelled');
+      const state = await Promise.race([run.wait(), sleep(5000).then(() => undefined)]);
+      expect(state).toMatchObject({ name: 'Failed', errorName: 'NestingDepthError', errorCode: 'NESTING_TOO_DEEP' });
+      await expect(run.result()).rejects.toBeInstanceOf(NestingDepthError);
       await sleep(20);
       expect(errors.unhandledRejections).toEqual([]);
       expect(errors.uncaughtExceptions.map((e) => (e as Error).name)).toEqual([]);

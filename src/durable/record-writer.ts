@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { ClosedError, RevisionMismatchError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { createDeferred, type Deferred } from '../runtime/deferred.js';
-import { failureFields } from '../nats/passing-failure.js';
+import { describeFailure, failureFields, isRefusedPermission } from '../nats/passing-failure.js';
 
 export interface RecordWriterOptions<R> {
   store: Store;
@@ -137,6 +137,11 @@ export class RecordWriter<R> {
         } else {
           // A store closed for good takes no more writes: what is left is lost with this process.
           if (this.#closed || error instanceof ClosedError) break;
+          // Nor does a server that refuses this user the records: no retry changes its permissions.
+          if (isRefusedPermission(error)) {
+            logger.error({ reason: describeFailure(error), bucket, key }, 'the NATS server refuses this user the run records; this run is not recorded (see deploy/nats/auth.conf)');
+            break;
+          }
           const delay = RETRY_DELAYS_MS[Math.min(failures, RETRY_DELAYS_MS.length - 1)]!;
           if (failures === 0) logger.warn({ ...failureFields(error), bucket, key }, `could not write a run record; trying again every ${RETRY_DELAYS_MS.at(-1)} ms at most`);
           failures += 1;

@@ -45,3 +45,14 @@ export function isClosingFailure(error: unknown): boolean {
 export function failureFields(error: unknown): { reason: string } | { err: unknown } {
   return isPassingFailure(error) || isClosingFailure(error) ? { reason: describeFailure(error) } : { err: error };
 }
+
+/**
+ * Whether `error` (or its cause) is the server refusing this user the operation: its
+ * permissions, which no retry changes.
+ */
+export function isRefusedPermission(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth += 1) {
+    if (cause.name === 'PermissionViolationError' || /^Permissions Violation/i.test(cause.message)) return true;
+  }
+  return false;
+}

@@ -129,4 +129,15 @@ describe('RecordWriter', () => {
     await flushed;
     expect(other.puts).toEqual([]);
   });
+
+  it('gives up at once when the server refuses this user the records: no retry changes a permission', async () => {
+    const counted = countedStore();
+    const refused = Object.assign(new Error('Permissions Violation for Publish to "$JS.API.STREAM.CREATE.KV_tenaz_runs"'), { name: 'PermissionViolationError' });
+    counted.failNext(1_000, new Error('request failed', { cause: refused }));
+    const { recordWriter, add } = writer(counted);
+    add('Completed', true);
+    // Before, it tried again every 2 s for ever, and the run it records never settled.
+    await recordWriter.flushed();
+    expect(counted.puts).toEqual([]);
+  });
 });

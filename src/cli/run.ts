@@ -38,6 +38,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   const { orchestrator } = await openOrchestrator(options, { command: 'run', logger });
   // Before the import, so that flows the file runs at module level use this orchestrator too.
   const previous = setDefaultOrchestrator(orchestrator);
+  let result: unknown;
   try {
     const exported = selectFlow(await loadFlowFile(file, io.cwd), options.flow, file);
     const args = toFlowArgs(exported.definition, values);
@@ -47,13 +48,14 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       io.stderr.write(`tenaz: flow run '${run.name}' finished in state ${formatState(state)}\n`);
       return 1;
     }
-    const result = await run.result();
-    if (result !== undefined) io.stdout.write(`${toJson(result)}\n`);
-    return 0;
+    result = await run.result();
   } finally {
     await orchestrator.close();
     setDefaultOrchestrator(previous);
   }
+  // After the orchestrator's last log line (it closed), so that the result ends the output.
+  if (result !== undefined) io.stdout.write(`${toJson(result)}\n`);
+  return 0;
 }
 
 /** The first SIGINT or SIGTERM cancels the run (its tasks see their signals abort); a second one leaves at once. */

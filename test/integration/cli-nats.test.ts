@@ -70,6 +70,8 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     const { logs, rest } = splitJsonLogs(run.stdout);
     const result = JSON.parse(rest) as { values: number[]; total: number; pids: number[]; owner: number };
     expect(result).toMatchObject({ values: [0, 2, 4, 6], total: 13, owner: run.pid });
+    // The result ends the output, after the last log line (the connection closing).
+    expect(run.stdout.trimEnd().endsWith(rest.trimEnd())).toBe(true);
     // Four doubles at once on two workers of concurrency 1: each worker takes some.
     expect(new Set(result.pids)).toEqual(new Set([first.pid, second.pid]));
     expect(logs.filter((record) => (record.level as number) >= 50)).toEqual([]);

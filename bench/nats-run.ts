@@ -319,8 +319,8 @@ function printResume(outcomes: KillOutcome[]): void {
   print(
     `\nW5 resume: SIGKILL of the process owning a flow run (\`tenaz run\`, a ${RESUME_STEPS}-step durable-steps run of ${RESUME_STEP_MS} ms steps, ` +
       `killed after step 1's hit plus a random part of a step) to the run running again in another process; lease ${fmt(DEFAULT_LEASE_MS)} ms (default). ` +
-      `One task worker runs the original runs' steps; two \`tenaz worker\` processes serve the flow and take no task runs of their own, so the first step hit ` +
-      `from one of them after the kill is the resumed run's (a resumed run runs its tasks in the process that took it over). "Running again" is that hit: ` +
+      `One task worker runs every step; two \`tenaz worker\` processes serve the flow (and dispatch its steps to the task worker). The first step hit after ` +
+      `the take-over is the resumed run's (the original run's step in flight at the kill had started before it). "Running again" is that hit: ` +
       `the run taken, its journal replayed, its next step started. "Taken over" is the resumer's \`Took over flow run\` log line (its clock, ms), for comparison. ` +
       `Namespace ${RESUME_NAMESPACE}, workers reused; each kill has its own hit server, and its run ends (or is given up on) before the next kill. ` +
       `Resumed runs completed with the right result: ${completed}/${outcomes.length} (final states: ${[...ends].map(([name, n]) => `${name} ${n}`).join(', ')}); ` +

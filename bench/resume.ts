@@ -4,10 +4,11 @@
  *
  * Processes, started once and reused by every kill (one namespace, `bench-w5`):
  * - a task worker, `tenaz worker test/fixtures/nats/durable.ts --no-flows`:
- *   runs every step of the original flow runs;
+ *   runs every step, of the original flow runs and of the resumed ones;
  * - two resumers, `tenaz worker test/fixtures/nats/durable.ts --pool bench-w5-resumers`:
- *   they serve the flow `durable-steps`, but take task runs of a pool nobody
- *   dispatches to, so they run no step of a flow run they do not own.
+ *   they serve the flow `durable-steps` (whose steps they dispatch to the task
+ *   worker, as every flow run does), and take task runs of a pool nobody
+ *   dispatches to.
  *
  * Per kill: `tenaz run ... --flow durable-steps` owns a new flow run (its steps
  * go to the task worker); after step 1's hit and a random part of a step, it is
@@ -20,10 +21,10 @@
  * flow running again, its journal read and its next step started, which is
  * what a user waits for; the log line comes earlier (the take, before the body
  * replays) and is stamped on another process's clock, to the millisecond. We
- * report it beside, for comparison. A hit is the resumed run's because of its
- * pid: a resumed flow run runs its tasks in the process that took it over
- * (`tenaz worker` executes locally), and only resumers run steps there, while
- * the original run's steps, a late one included, all run on the task worker.
+ * report it beside, for comparison. A hit is the resumed run's when it comes
+ * after that line: the original run's step in flight at the kill, if any, had
+ * started long before (its dispatch was on its way when the owner died), and a
+ * take-over waits for the lease to lapse, seconds later.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -129,13 +130,18 @@ export async function measureResume(options: ResumeOptions): Promise<ResumeResul
       owner.signal('SIGKILL');
       await owner.exited;
 
-      const resumed = await hits.until((hit) => hit.at > killedAt && resumerPids.has(hit.pid), RESUME_TIMEOUT_MS).catch(() => undefined);
       const [run] = await admin.runs.list({ flowName: FLOW_NAME, limit: 1 });
+      const tookOverAt = run === undefined ? undefined : await untilTookOver(resumers, run.id, RESUME_TIMEOUT_MS);
+      // Hits are stamped on this process's clock, the take-over on the resumer's: the same machine's.
+      const epochOf = (hit: { at: number }) => killedAtEpochMs + (hit.at - killedAt);
+      const resumed =
+        tookOverAt === undefined
+          ? undefined
+          : await hits.until((hit) => hit.at > killedAt && epochOf(hit) >= tookOverAt, RESUME_TIMEOUT_MS).catch(() => undefined);
       let record: FlowRunRecord | undefined;
       // A run that never ran again is not waited for: its record as it stands says what happened.
       if (run !== undefined && resumed === undefined) record = await admin.runs.get(run.id).catch(() => undefined);
       else if (run !== undefined) record = await withTimeout(admin.runs.wait(run.id).catch(() => undefined), RUN_END_TIMEOUT_MS);
-      const tookOverAt = run === undefined ? undefined : tookOverTime(resumers, run.id);
       const outcome: KillOutcome = {
         flowRunId: run?.id,
         ownerPid: owner.pid,
@@ -162,6 +168,16 @@ export async function measureResume(options: ResumeOptions): Promise<ResumeResul
 export function completedAfterResume(record: FlowRunRecord | undefined): boolean {
   const total = (record?.result as { total?: unknown } | undefined)?.total;
   return record?.state.name === 'Completed' && record.resumes >= 1 && total === EXPECTED_TOTAL;
+}
+
+/** `tookOverTime` once a resumer has logged it; undefined when none does within `timeoutMs`. */
+async function untilTookOver(resumers: TenazProcess[], flowRunId: string, timeoutMs: number): Promise<number | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const at = tookOverTime(resumers, flowRunId);
+    if (at !== undefined || performance.now() > deadline) return at;
+    await sleep(20);
+  }
 }
 
 /** The time (epoch ms, the resumer's clock) of the `Took over flow run` line for this run, from whichever resumer logged it. */

@@ -15,7 +15,7 @@ import { startCommand, type StartCommandOptions } from './start.js';
 import { processStreams, type CliStreams } from './streams.js';
 import { watchCommand, type WatchCommandOptions } from './watch.js';
 import { DEFAULT_WORKER_GRACE_MS, workerCommand, type WorkerCommandOptions } from './worker.js';
-import { isRefusedPermission } from '../nats/passing-failure.js';
+import { refusedPermission } from '../nats/passing-failure.js';
 
 export type { CliStreams } from './streams.js';
 
@@ -234,11 +234,7 @@ export async function main(argv: readonly string[], io: CliStreams = processStre
 
 /** The server's words when `error` (or its cause) is a refused permission: the user's credentials, not a bug. */
 function permissionViolation(error: unknown): string | undefined {
-  if (!isRefusedPermission(error)) return undefined;
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    if (cause.name === 'PermissionViolationError' || /^Permissions Violation/i.test(cause.message)) return cause.message.split('\n', 1)[0];
-  }
-  return undefined;
+  return refusedPermission(error)?.message.split('\n', 1)[0];
 }
 
 /** Runs `main` and exits the process with its code once stdout and stderr have been written out. */

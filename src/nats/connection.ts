@@ -16,6 +16,7 @@ import {
 import type { Logger } from 'pino';
 import { ConnectionFailedError, InvalidArgumentError } from '../errors.js';
 import { LogThrottle } from '../drop-counter.js';
+import { refusedPermission } from './passing-failure.js';
 
 /** TLS settings, passed through to nats.js: `{ caFile, certFile, keyFile }`, or inline `ca`, `cert`, `key`. */
 export type NatsTlsOptions = NonNullable<NodeConnectionOptions['tls']>;
@@ -243,9 +244,9 @@ function logStatus(status: Status, log: Logger, refusals: LogThrottle): void {
       log.debug('reconnecting to NATS');
       break;
     case 'error': {
-      const error = status.error as Error | undefined;
-      if (error?.name !== 'PermissionViolationError') {
-        log.warn({ err: error }, 'NATS error');
+      const error = refusedPermission(status.error);
+      if (error === undefined) {
+        log.warn({ err: status.error }, 'NATS error');
         break;
       }
       // The user's rights, not a bug: one line, not a stack a second (a role that may not do what it is asked to).

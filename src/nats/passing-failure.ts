@@ -47,12 +47,17 @@ export function failureFields(error: unknown): { reason: string } | { err: unkno
 }
 
 /**
- * Whether `error` (or its cause) is the server refusing this user the operation: its
- * permissions, which no retry changes.
+ * The server refusing this user the operation, when `error` is that or has it as a cause:
+ * its permissions, which no retry changes. The returned error's message is the server's words.
  */
-export function isRefusedPermission(error: unknown): boolean {
+export function refusedPermission(error: unknown): Error | undefined {
   for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth += 1) {
-    if (cause.name === 'PermissionViolationError' || /^Permissions Violation/i.test(cause.message)) return true;
+    if (cause.name === 'PermissionViolationError' || /^Permissions Violation/i.test(cause.message)) return cause;
   }
-  return false;
+  return undefined;
+}
+
+/** Whether `error` (or its cause) is the server refusing this user the operation. */
+export function isRefusedPermission(error: unknown): boolean {
+  return refusedPermission(error) !== undefined;
 }

@@ -166,8 +166,11 @@ export class FlowRunRuntime implements RecordedFlowRun {
     else where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
     // A subflow starts on the next turn of the event loop: a flow that calls itself
     // before its first await then recurses through the loop, not the stack, and stays cancellable.
+    // A top-level run starts once its caller's synchronous code is done, so that a `watch()`
+    // of the id `start()` returned sees the run's first event (events sent before, such as a
+    // cancel, wait in the actor's mailbox).
     if (this.parent) setImmediate(() => this.#actor.start());
-    else this.#actor.start();
+    else queueMicrotask(() => this.#actor.start());
   }
 
   cancel(reason = 'cancelled'): void {

@@ -108,6 +108,20 @@ describe('event history', () => {
     expect(seen.filter((e) => e.type === 'task.state')).toHaveLength(6);
   });
 
+  it('watch() of the id start() just returned sees the run from its first event', async () => {
+    const { processes, server, owner, events } = fixture;
+    await historyStart();
+    await processes.startWorker(server.url, 2);
+    const run = owner.start(spread, 3, 0);
+    const seen = collect(owner.watch({ flowRunId: run.id }));
+    await run.result();
+    await events.untilFlowEnds(run.id);
+    await waitFor(() => seen.some((e) => e.type === 'flow.state' && e.state.name === 'Completed'), 5_000, 'the run');
+    const all = events.events.filter((e) => e.flowRunId === run.id);
+    expect(seen.map(key)).toEqual(all.map(key));
+    expect(seen[0]).toMatchObject({ type: 'flow.state', seq: 1 });
+  });
+
   it('says clearly that an embedded orchestrator keeps no history', () => {
     const embedded = createOrchestrator();
     expect(() => embedded.watch({ since: { seq: 0 } })).toThrow(/NATS/);

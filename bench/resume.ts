@@ -183,7 +183,7 @@ async function untilTookOver(resumers: TenazProcess[], flowRunId: string, timeou
 /** The time (epoch ms, the resumer's clock) of the `Took over flow run` line for this run, from whichever resumer logged it. */
 function tookOverTime(resumers: TenazProcess[], flowRunId: string): number | undefined {
   for (const resumer of resumers) {
-    for (const log of jsonLines(resumer.stdout)) {
+    for (const log of jsonLines(resumer.stderr)) {
       if (log.flowRunId === flowRunId && String(log.msg).startsWith(TOOK_OVER) && typeof log.time === 'number') return log.time;
     }
   }
@@ -196,19 +196,19 @@ function stepsRunTwice(hits: Hit[]): number {
   return [...counts.values()].filter((count) => count > 1).length;
 }
 
-/** Warnings and errors from every process's JSON log, and the stderr lines that are not `tenaz:` notes. */
+/** Warnings and errors from every process's JSON log (on stderr), and the stderr lines that are neither log records nor `tenaz:` notes. */
 function collectOutput(spawned: Array<{ role: string; process: TenazProcess }>): Pick<ResumeResult, 'warnings' | 'stderr'> {
   const levels: Record<number, Warning['level']> = { 40: 'warn', 50: 'error', 60: 'fatal' };
   const warnings: ResumeResult['warnings'] = [];
   const stderr: ResumeResult['stderr'] = [];
   for (const { role, process: child } of spawned) {
-    for (const log of jsonLines(child.stdout)) {
+    for (const log of jsonLines(child.stderr)) {
       const level = levels[Number(log.level)];
       if (level === undefined) continue;
       const err = log.err as { type?: string; message?: string } | undefined;
       warnings.push({ role, level, msg: String(log.msg), ...(err?.message ? { err: `${err.type ?? 'Error'}: ${err.message}` } : {}) });
     }
-    for (const line of child.stderr.split('\n')) if (line.trim() !== '' && !line.startsWith('tenaz: ')) stderr.push({ role, text: line });
+    for (const line of child.stderr.split('\n')) if (line.trim() !== '' && !line.startsWith('tenaz: ') && !line.startsWith('{')) stderr.push({ role, text: line });
   }
   return { warnings, stderr };
 }

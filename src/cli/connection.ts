@@ -23,9 +23,9 @@ export interface ConnectionFlags {
 
 /** `--log-format` and `--log-level`. */
 export interface LogFlags {
-  /** @default env TENAZ_LOG_FORMAT or 'auto' (pretty on a terminal, JSON elsewhere) */
+  /** Format of the log lines, which go to stderr. @default env TENAZ_LOG_FORMAT or 'auto' (pretty when stderr is a terminal, JSON elsewhere) */
   logFormat?: LogFormat;
-  /** @default env TENAZ_LOG_LEVEL or 'info' */
+  /** @default env TENAZ_LOG_LEVEL, else 'info' (`run`, `worker`) or 'warn' (the other commands) */
   logLevel?: LevelWithSilent;
 }
 

@@ -21,7 +21,10 @@ export type { CliStreams } from './streams.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-/** Builds the program; the exit code of the command that runs is handed to `onExit`. */
+/**
+ * Builds the program; the exit code of the command that runs is handed to `onExit`.
+ * Every command writes its output to `io.stdout` and its logs and notes to `io.stderr`.
+ */
 export function createProgram(io: CliStreams, onExit: (code: number) => void): Command {
   const program = new Command('tenaz')
     .description('Fault-tolerant workflow orchestrator for TypeScript: run flows made with flow() and task().')
@@ -198,7 +201,7 @@ function parseReplicas(value: string): number {
 
 function addLogOptions(command: Command, defaultLevel = 'info'): Command {
   return command
-    .addOption(new Option('--log-format <format>', 'log line format (default: pretty on a terminal, else json)').choices(['pretty', 'json', 'auto']).env('TENAZ_LOG_FORMAT'))
+    .addOption(new Option('--log-format <format>', 'format of the log lines, which go to stderr (default: pretty when stderr is a terminal, else json)').choices(['pretty', 'json', 'auto']).env('TENAZ_LOG_FORMAT'))
     .addOption(new Option('--log-level <level>', `lowest level logged (default: ${defaultLevel})`).choices(LOG_LEVELS).env('TENAZ_LOG_LEVEL'));
 }
 

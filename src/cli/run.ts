@@ -1,12 +1,11 @@
 /**
  * `tenaz run FILE`: loads the file, starts one of its flows on a fresh
- * orchestrator, waits for the run, prints its result as JSON and says by the
- * exit code how it ended (0 Completed, 1 any other final state). With NATS
+ * orchestrator, waits for the run, prints its result as JSON on stdout (the
+ * logs go to stderr) and says by the exit code how it ended (0 Completed, 1 any other final state). With NATS
  * (`--nats`, `TENAZ_NATS_URL`) the flow runs here and its task runs on workers.
  */
 import { inspect } from 'node:util';
 import { formatState, type RunState } from '../../actors/state.js';
-import { createRootLogger } from '../log.js';
 import { setDefaultOrchestrator } from '../runtime/ambient.js';
 import type { FlowRun } from '../runtime/handles.js';
 import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
@@ -14,7 +13,7 @@ import { assertFlowFile, loadFlowFile } from './load.js';
 import { parseParamArgs, toFlowArgs } from './params.js';
 import { selectFlow } from './select.js';
 import { SHUTDOWN_SIGNALS, exitCodeOf } from './shutdown.js';
-import type { CliStreams } from './streams.js';
+import { createCliLogger, type CliStreams } from './streams.js';
 
 export type { CliStreams } from './streams.js';
 
@@ -34,7 +33,7 @@ export interface RunCommandOptions extends ConnectionFlags, LogFlags {
 export async function runCommand(file: string, options: RunCommandOptions, io: CliStreams): Promise<number> {
   const values = parseParamArgs(options.param ?? []);
   assertFlowFile(file, io.cwd);
-  const logger = createRootLogger({ format: options.logFormat, level: options.logLevel, destination: io.stdout });
+  const logger = createCliLogger(io, options);
   const { orchestrator } = await openOrchestrator(options, { command: 'run', logger });
   // Before the import, so that flows the file runs at module level use this orchestrator too.
   const previous = setDefaultOrchestrator(orchestrator);
@@ -53,7 +52,8 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     await orchestrator.close();
     setDefaultOrchestrator(previous);
   }
-  // After the orchestrator's last log line (it closed), so that the result ends the output.
+  // Alone on stdout (logs are on stderr), and after the orchestrator closed, so that on a
+  // terminal, where both streams show, the result still comes after the last log line.
   if (result !== undefined) io.stdout.write(`${toJson(result)}\n`);
   return 0;
 }

@@ -5,17 +5,18 @@
  * Also the pieces `tenaz start` shares: opening the run records, and waiting
  * for a queued run to end.
  */
-import type { LevelWithSilent } from 'pino';
 import { STATE_NAMES } from '../../actors/state.js';
 import type { FlowRunRecord } from '../durable/records.js';
 import type { QueuedFlowRun, RunAdmin } from '../durable/run-admin.js';
 import { TenazError } from '../errors.js';
-import { createRootLogger } from '../log.js';
 import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { CliError } from './errors.js';
 import { describeError, formatRunTable, toResultJson } from './format-run.js';
 import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
-import { note, type CliStreams } from './streams.js';
+import { createCliLogger, note, type CliStreams } from './streams.js';
+
+/** These commands print what was asked for; logs only say when something is wrong. */
+const QUIET_LEVEL = 'warn';
 
 export interface RunsCancelOptions extends ConnectionFlags, LogFlags {
   /** Why, as the run's logs and the body's abort reason will say. @default 'cancelled' */
@@ -52,7 +53,7 @@ export interface RunsRetryOptions extends ConnectionFlags, LogFlags, WaitFlags {
  * @example process.exitCode = await runsCancelCommand('0b6e…', { nats: 'nats://127.0.0.1:4222' }, processStreams());
  */
 export async function runsCancelCommand(flowRunId: string, options: RunsCancelOptions, io: CliStreams): Promise<number> {
-  const logger = createRootLogger({ format: options.logFormat, level: quietLevel(options), destination: io.stderr });
+  const logger = createCliLogger(io, options, QUIET_LEVEL);
   const { orchestrator, server } = await openOrchestrator(options, { command: 'runs cancel', logger, requireNats: true, execution: 'local', durable: true });
   const reason = options.reason ?? 'cancelled';
   try {
@@ -119,7 +120,7 @@ export async function runsRetryCommand(flowRunId: string, options: RunsRetryOpti
  * What the records refuse (unknown id, a run in the wrong state) is a `CliError`.
  */
 export async function withRunAdmin(command: string, options: ConnectionFlags & LogFlags, io: CliStreams, body: (runs: RunAdmin) => Promise<number>): Promise<number> {
-  const logger = createRootLogger({ format: options.logFormat, level: quietLevel(options), destination: io.stderr });
+  const logger = createCliLogger(io, options, QUIET_LEVEL);
   const { orchestrator } = await openOrchestrator(options, { command, logger, requireNats: true, execution: 'local', durable: true });
   try {
     return await body(orchestrator.runs);
@@ -192,7 +193,3 @@ function assertStateName(text: string): void {
   throw new CliError(`--state: no state is named '${text}'; states are ${STATE_NAMES.join(', ')}`);
 }
 
-/** These commands print what was asked for; logs only say when something is wrong. */
-function quietLevel(options: LogFlags): LevelWithSilent {
-  return options.logLevel ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
-}

@@ -4,17 +4,15 @@
  * NATS, so this needs a server: in embedded mode there is nothing to watch
  * from another process.
  */
-import type { LevelWithSilent } from 'pino';
 import type { EventFilter } from '../events.js';
 import type { Since } from '../history.js';
-import { createRootLogger } from '../log.js';
 import { createSubjects } from '../subjects.js';
 import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { CliError } from './errors.js';
 import { NoHistoryError } from '../history.js';
 import { createEventFormatter } from './format-event.js';
 import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
-import { note, type CliStreams } from './streams.js';
+import { createCliLogger, note, type CliStreams } from './streams.js';
 
 /** Options of `tenaz watch`, as commander parses them. */
 export interface WatchCommandOptions extends ConnectionFlags, LogFlags {
@@ -37,9 +35,8 @@ export interface WatchCommandOptions extends ConnectionFlags, LogFlags {
  * @example process.exitCode = await watchCommand({ nats: 'nats://127.0.0.1:4222', flow: 'etl' }, processStreams());
  */
 export async function watchCommand(options: WatchCommandOptions, io: CliStreams): Promise<number> {
-  // Events are the output; logs go to stderr, and only when something is wrong.
-  const level = options.logLevel ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn';
-  const logger = createRootLogger({ format: options.logFormat, level, destination: io.stderr });
+  // Events are the output; logs (on stderr, as always) only say when something is wrong.
+  const logger = createCliLogger(io, options, 'warn');
   const filter = toFilter(options);
   const since = options.since === undefined ? undefined : parseSinceFlag(options.since);
   let subject: string;

@@ -11,7 +11,6 @@
  */
 import { TenazError } from '../errors.js';
 import { DEFAULT_POOL } from '../options.js';
-import { createRootLogger } from '../log.js';
 import { setDefaultOrchestrator } from '../runtime/ambient.js';
 import { registeredFlows, registeredTasks } from '../runtime/definitions.js';
 import type { TaskWorker } from '../remote/worker.js';
@@ -20,7 +19,7 @@ import { openFlowOwner, openOrchestrator, type ConnectionFlags, type LogFlags } 
 import { CliError } from './errors.js';
 import { assertFlowFile, loadFlowFile } from './load.js';
 import { trapShutdownSignals } from './shutdown.js';
-import { note, type CliStreams } from './streams.js';
+import { createCliLogger, note, type CliStreams } from './streams.js';
 
 /** Options of `tenaz worker`, as commander parses them. */
 export interface WorkerCommandOptions extends ConnectionFlags, LogFlags {
@@ -45,7 +44,7 @@ export const DEFAULT_WORKER_GRACE_MS = 30_000;
 export async function workerCommand(file: string, options: WorkerCommandOptions, io: CliStreams): Promise<number> {
   const graceMs = options.graceMs ?? DEFAULT_WORKER_GRACE_MS;
   assertFlowFile(file, io.cwd);
-  const logger = createRootLogger({ format: options.logFormat, level: options.logLevel, destination: io.stdout });
+  const logger = createCliLogger(io, options);
   // Task bodies run here, so tasks they call run here too, not dispatched again (a body waiting
   // for a task that waits for a free slot of its own worker could wait for ever).
   const { orchestrator, server } = await openOrchestrator(options, { command: 'worker', logger, requireNats: true, execution: 'local', durable: false });

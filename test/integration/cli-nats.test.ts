@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import type { RunEvent } from '../../src/events.js';
-import { splitJsonLogs, TenazProcesses, type TenazProcess } from '../fixtures/nats/tenaz-process.js';
+import { parseJsonRun, splitJsonLogs, stackLines } from '../fixtures/cli.js';
+import { TenazProcesses, type TenazProcess } from '../fixtures/nats/tenaz-process.js';
 import { freePort, startNatsServer, type NatsServer } from '../support/nats-server.js';
 
 const CHAIN = 'test/fixtures/nats/chain.ts';
@@ -45,11 +46,14 @@ function eventsByRun(stdout: string): Map<string, RunEvent[]> {
   return runs;
 }
 
+/** One `tenaz:` line, last, and no stack; log records the command wrote before it (JSON, as stderr is a pipe) do not count. */
 function expectOneErrorLine(stderr: string, message: RegExp): void {
-  const lines = stderr.trimEnd().split('\n');
+  const { rest: lines } = splitJsonLogs(stderr);
   expect(lines, stderr).toHaveLength(1);
   expect(lines[0]).toMatch(/^tenaz: /);
   expect(lines[0]).toMatch(message);
+  expect(stderr.endsWith(`${lines[0]}\n`), stderr).toBe(true);
+  expect(stackLines(stderr)).toEqual([]);
 }
 
 describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
@@ -67,13 +71,12 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     const run = processes.spawn(['run', CHAIN, '--flow', 'chain', '--param', 'n=4', '--param', 'ms=150', '--nats', server.url]);
     const exit = await run.exited;
     expect(exit, run.stderr).toEqual({ code: 0, signal: null });
-    const { logs, rest } = splitJsonLogs(run.stdout);
-    const result = JSON.parse(rest) as { values: number[]; total: number; pids: number[]; owner: number };
+    // The result is the whole of stdout; the logs, down to the connection closing, are on stderr.
+    const { logs, notes, result } = parseJsonRun(run);
     expect(result).toMatchObject({ values: [0, 2, 4, 6], total: 13, owner: run.pid });
-    // The result ends the output, after the last log line (the connection closing).
-    expect(run.stdout.trimEnd().endsWith(rest.trimEnd())).toBe(true);
+    expect(notes).toEqual([]);
     // Four doubles at once on two workers of concurrency 1: each worker takes some.
-    expect(new Set(result.pids)).toEqual(new Set([first.pid, second.pid]));
+    expect(new Set((result as { pids: number[] }).pids)).toEqual(new Set([first.pid, second.pid]));
     expect(logs.filter((record) => (record.level as number) >= 50)).toEqual([]);
 
     await json.waitFor('stdout', /^(?=.*"type":"flow\.state")(?=.*"name":"Completed").*$/m);
@@ -107,7 +110,7 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     await startWorker(processes, ['--nats', server.url, '--concurrency', '2']);
     const run = processes.spawn(['run', CHAIN, '--flow', 'chain', '--param', 'n=2', '--param', 'ms=0', '--nats', server.url]);
     expect(await run.exited, run.stderr).toEqual({ code: 0, signal: null });
-    const flowRunId = splitJsonLogs(run.stdout).logs.find((record) => typeof record.flowRunId === 'string')?.flowRunId as string;
+    const flowRunId = splitJsonLogs(run.stderr).logs.find((record) => typeof record.flowRunId === 'string')?.flowRunId as string;
 
     const replay = processes.spawn(['watch', '--since', '1', '--run', flowRunId, '--json', '--nats', server.url]);
     await replay.waitFor('stdout', /^(?=.*"type":"flow\.state")(?=.*"name":"Completed").*$/m);
@@ -132,13 +135,14 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     const worker = await startWorker(processes, ['--nats', server.url, '--concurrency', '1']);
     const run = processes.spawn(['run', CHAIN, '--flow', 'slow', '--param', 'ms=60000', '--nats', server.url]);
     // The task body's log line on the worker names its flow run.
-    const flowRunId = (await worker.waitFor('stdout', /^(?=.*slow step started).*"flowRunId":"([^"]+)".*$/m))[1]!;
+    const flowRunId = (await worker.waitFor('stderr', /^(?=.*slow step started).*"flowRunId":"([^"]+)".*$/m))[1]!;
 
     const cancel = processes.spawn(['runs', 'cancel', flowRunId, '--reason', 'an operator said so', '--nats', server.url]);
     expect(await cancel.exited, cancel.stderr).toEqual({ code: 0, signal: null });
     const exit = await run.exited;
     expect(exit.code).toBe(1);
-    expect(run.stdout).toMatch(/Finished in state Cancelled/);
+    expect(run.stdout).toBe('');
+    expect(splitJsonLogs(run.stderr).logs).toContainEqual(expect.objectContaining({ flowName: 'slow', msg: expect.stringMatching(/^Finished in state Cancelled/) }));
   });
 
   it('drains a worker on SIGTERM: its running task run finishes, then it exits 0', async (context) => {
@@ -146,15 +150,15 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     // Its own namespace: no other worker can take the task run or be handed it back.
     const worker = await startWorker(processes, ['--grace-ms', '10000'], { TENAZ_NATS_URL: server.url, TENAZ_NAMESPACE: 'drain' });
     const run = processes.spawn(['run', CHAIN, '--flow', 'slow', '--param', 'ms=1500', '--nats', server.url, '--namespace', 'drain']);
-    await worker.waitFor('stdout', /"msg":"slow step started"/);
+    await worker.waitFor('stderr', /"msg":"slow step started"/);
     worker.signal('SIGTERM');
 
     expect(await worker.exited, worker.stderr).toEqual({ code: 0, signal: null });
     expect(worker.stderr).toMatch(/^tenaz: SIGTERM: draining; running task runs have 10000 ms to finish/m);
     expect(worker.stderr).toMatch(/^tenaz: worker stopped after 1 task run\(s\)$/m);
     expect(await run.exited, run.stderr).toEqual({ code: 0, signal: null });
-    const { logs, rest } = splitJsonLogs(run.stdout);
-    expect(JSON.parse(rest)).toEqual({ pid: worker.pid, ms: 1500 });
+    const { logs, result } = parseJsonRun(run);
+    expect(result).toEqual({ pid: worker.pid, ms: 1500 });
     // Finished by the draining worker, not handed back and run again.
     expect(logs.filter((record) => record.taskRunName === 'slow-step-0').map((record) => record.msg)).toEqual(['Finished in state Completed()']);
   });
@@ -164,7 +168,7 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
     const env = { TENAZ_NATS_URL: server.url, TENAZ_NAMESPACE: 'handback' };
     const first = await startWorker(processes, [], env);
     const run = processes.spawn(['run', CHAIN, '--flow', 'slow', '--param', 'ms=1500'], env);
-    await first.waitFor('stdout', /"msg":"slow step started"/);
+    await first.waitFor('stderr', /"msg":"slow step started"/);
     first.signal('SIGTERM');
     await first.waitFor('stderr', /draining/);
     const signalledAt = Date.now();
@@ -175,7 +179,7 @@ describe('tenaz worker, watch and run over NATS', { timeout: 25_000 }, () => {
 
     const second = await startWorker(processes, [], env);
     expect(await run.exited, run.stderr).toEqual({ code: 0, signal: null });
-    expect(JSON.parse(splitJsonLogs(run.stdout).rest)).toEqual({ pid: second.pid, ms: 1500 });
+    expect(parseJsonRun(run).result).toEqual({ pid: second.pid, ms: 1500 });
   });
 });
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJsonRun, runTenaz, stackLines } from '../fixtures/cli.js';
+import { parseJsonRun, runTenaz, splitJsonLogs, stackLines } from '../fixtures/cli.js';
 
 const SPAWN_TIMEOUT_MS = 30_000;
 
@@ -27,50 +27,88 @@ describe('tenaz command line', { timeout: SPAWN_TIMEOUT_MS }, () => {
       '--param',
       'options={"upper":true}',
     ]);
-    expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(parseJsonRun(stdout).result).toEqual({ words: ['HI', 'HI', 'HI'], times: 3, kind: 'number' });
+    const { logs, notes, result } = parseJsonRun({ stdout, stderr });
+    expect(result).toEqual({ words: ['HI', 'HI', 'HI'], times: 3, kind: 'number' });
+    // Nothing on stderr but the run's log records: no tenaz: line, no stack.
+    expect(notes).toEqual([]);
+    expect(logs.filter((record) => (record.level as number) >= 40)).toEqual([]);
   });
 
   it('leaves parameters that are not given to their defaults', async () => {
-    const { code, stdout } = await runTenaz(['run', 'test/fixtures/positional.ts', '--param', 'word=hey']);
-    expect(code).toBe(0);
-    expect(parseJsonRun(stdout).result).toEqual({ words: ['hey', 'hey'], times: 2, kind: 'number' });
+    const cli = await runTenaz(['run', 'test/fixtures/positional.ts', '--param', 'word=hey']);
+    expect(cli.code).toBe(0);
+    expect(parseJsonRun(cli).result).toEqual({ words: ['hey', 'hey'], times: 2, kind: 'number' });
   });
 
   it('picks a flow with --flow by flow name or by export name', async () => {
     const byName = await runTenaz(['run', 'test/fixtures/two-flows.ts', '--flow', 'say-goodbye', '--param', 'name=Ana']);
     expect(byName.code).toBe(0);
-    expect(parseJsonRun(byName.stdout).result).toBe('goodbye, Ana');
+    expect(parseJsonRun(byName).result).toBe('goodbye, Ana');
     const byExport = await runTenaz(['run', 'test/fixtures/two-flows.ts', '--flow', 'hello']);
     expect(byExport.code).toBe(0);
-    expect(parseJsonRun(byExport.stdout).result).toBe('hello, world');
+    expect(parseJsonRun(byExport).result).toBe('hello, world');
   });
 
   it('makes its orchestrator the ambient one before the file is imported', async () => {
-    const { code, stdout } = await runTenaz(['run', 'test/fixtures/ambient.ts', '--log-format', 'pretty']);
+    const { code, stdout, stderr } = await runTenaz(['run', 'test/fixtures/ambient.ts', '--log-format', 'pretty']);
     expect(code).toBe(0);
-    // A second orchestrator would log JSON (stdout is not a terminal), not these pretty lines.
-    expect(stdout).toMatch(/\| tenaz\.engine - Created flow run '[a-z]+-[a-z]+' for flow 'warmup'$/m);
-    expect(stdout).toMatch(/\| tenaz\.engine - Created flow run '[a-z]+-[a-z]+' for flow 'ambient'$/m);
-    const result = JSON.parse(stdout.slice(stdout.indexOf('\n{') + 1)) as unknown;
-    expect(result).toEqual({ warm: 'warm', sameOrchestrator: true, taskSawFlow: 'ambient' });
+    // A second orchestrator would log JSON to stdout (the library's default), not these pretty lines to stderr.
+    expect(stderr).toMatch(/\| tenaz\.engine - Created flow run '[a-z]+-[a-z]+' for flow 'warmup'$/m);
+    expect(stderr).toMatch(/\| tenaz\.engine - Created flow run '[a-z]+-[a-z]+' for flow 'ambient'$/m);
+    expect(JSON.parse(stdout)).toEqual({ warm: 'warm', sameOrchestrator: true, taskSawFlow: 'ambient' });
   });
 
-  it('writes one JSON object per log line under --log-format json', async () => {
-    const { code, stdout } = await runTenaz(['run', 'test/fixtures/positional.ts', '--param', 'word=a', '--log-format', 'json']);
+  it('writes one JSON object per log line to stderr under --log-format json', async () => {
+    const { code, stderr } = await runTenaz(['run', 'test/fixtures/positional.ts', '--param', 'word=a', '--log-format', 'json']);
     expect(code).toBe(0);
-    const lines = stdout.split('\n').filter((line) => line.startsWith('{"'));
+    const lines = stderr.trimEnd().split('\n');
     expect(lines.length).toBeGreaterThanOrEqual(2);
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(records[0]).toMatchObject({ level: 30, component: 'tenaz.engine', msg: expect.stringMatching(/^Created flow run '/) });
     expect(records.at(-1)).toMatchObject({ level: 30, flowName: 'echo', msg: 'Finished in state Completed()' });
   });
 
+  // Regression: the logs went to stdout with the result, so `tenaz run flow.ts | jq` choked on them.
+  it('prints the result alone on stdout and the log lines on stderr', async () => {
+    const { code, stdout, stderr } = await runTenaz(['run', 'test/fixtures/positional.ts', '--param', 'word=a', '--log-format', 'json']);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({ words: ['a', 'a'], times: 2, kind: 'number' });
+    expect(stdout).toBe(`${JSON.stringify({ words: ['a', 'a'], times: 2, kind: 'number' }, null, 2)}\n`);
+    const { logs, rest } = splitJsonLogs(stderr);
+    expect(rest).toEqual([]);
+    const messages = logs.map((record) => record.msg);
+    expect(messages).toContainEqual(expect.stringMatching(/^Created flow run '[a-z]+-[a-z]+' for flow 'echo'$/));
+    expect(messages).toContain('Finished in state Completed()');
+  });
+
+  it('picks the log format by whether stderr, where the logs go, is a terminal, not stdout', async () => {
+    const args = ['run', 'test/fixtures/positional.ts', '--param', 'word=a'];
+    const onTerminal = await runTenaz(args, { terminals: ['stderr'] });
+    expect(onTerminal.code).toBe(0);
+    // Prefect-shaped lines, coloured as on a terminal.
+    expect(onTerminal.stderr).toMatch(/^\d\d:\d\d:\d\d\.\d{3} \| \u001b\[36mINFO {3}\u001b\[0m \| tenaz\.engine - Created flow run '[a-z]+-[a-z]+' for flow 'echo'$/m);
+    expect(JSON.parse(onTerminal.stdout)).toEqual({ words: ['a', 'a'], times: 2, kind: 'number' });
+
+    const piped = await runTenaz(args, { terminals: ['stdout'] });
+    expect(piped.code).toBe(0);
+    const { logs, notes, result } = parseJsonRun(piped);
+    expect(notes).toEqual([]);
+    expect(logs.map((record) => record.msg)).toContain('Finished in state Completed()');
+    expect(result).toEqual({ words: ['a', 'a'], times: 2, kind: 'number' });
+  });
+
   it('exits 1 and names the final state on stderr when the run fails', async () => {
-    const { code, stderr } = await runTenaz(['run', 'test/fixtures/failing.ts']);
+    const { code, stdout, stderr } = await runTenaz(['run', 'test/fixtures/failing.ts']);
     expect(code).toBe(1);
-    expect(stderr).toMatch(/^tenaz: flow run '[a-z]+-[a-z]+' finished in state Failed\('.*the flow body gave up.*'\)\n$/);
+    expect(stdout).toBe('');
+    // The run's log records, then the one line that says how it ended; no stack outside the records.
+    const { logs, rest } = splitJsonLogs(stderr);
+    expect(rest).toHaveLength(1);
+    expect(rest[0]).toMatch(/^tenaz: flow run '[a-z]+-[a-z]+' finished in state Failed\('.*the flow body gave up.*'\)$/);
+    expect(stderr.endsWith(`${rest[0]}\n`)).toBe(true);
+    expect(stackLines(stderr)).toEqual([]);
+    expect(logs.at(-1)).toMatchObject({ level: 50, msg: expect.stringMatching(/^Finished in state Failed\(/) });
   });
 });
 

@@ -119,8 +119,8 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     expect((await owner.exited).signal).toBe('SIGKILL');
 
     const record = await admin.runs.wait((await onlyRun()).id);
-    const takers = servers.filter((worker) => TOOK_OVER.test(worker.stdout));
-    const takenAt = Number((takers[0]?.stdout.split('\n').find((line) => TOOK_OVER.test(line)) ?? '').match(/"time":(\d+)/)?.[1]);
+    const takers = servers.filter((worker) => TOOK_OVER.test(worker.stderr));
+    const takenAt = Number((takers[0]?.stderr.split('\n').find((line) => TOOK_OVER.test(line)) ?? '').match(/"time":(\d+)/)?.[1]);
     console.info(`[W5-like] SIGKILL of the flow's process to its flow run taken over: ${takenAt - killedAt} ms (lease 3000 ms)`);
 
     expect(record.state.name).toBe('Completed');

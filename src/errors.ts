@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'NON_DETERMINISM'
   | 'RESULT_TOO_LARGE'
   | 'NOT_FOUND'
-  | 'NESTING_TOO_DEEP';
+  | 'NESTING_TOO_DEEP'
+  | 'PERMISSION_DENIED';
 
 export interface TenazErrorOptions {
   cause?: unknown;
@@ -77,6 +78,13 @@ export class RunNotFoundError extends defineError('RunNotFoundError', 'NOT_FOUND
  * any error its body throws, and so on up to the top-level run. Never retried.
  */
 export class NestingDepthError extends defineError('NestingDepthError', 'NESTING_TOO_DEEP', false) {}
+/**
+ * The NATS server refused this user something tenaz needs (publishing a task run's dispatch, say):
+ * the user's permissions do not allow it (see deploy/nats/auth.conf for what each role may do).
+ * The message names the subject; `cause` holds the client's error, in the server's words.
+ * Never retried: no retry changes a user's permissions.
+ */
+export class PermissionDeniedError extends defineError('PermissionDeniedError', 'PERMISSION_DENIED', false) {}
 /** An operation called in a state that does not allow it. */
 export class IllegalStateError extends defineError('IllegalStateError', 'ILLEGAL_STATE', false) {}
 /** The orchestrator, bus or worker is closed. */

@@ -62,6 +62,7 @@ export {
   NonErrorThrownError,
   NonDeterminismError,
   NestingDepthError,
+  PermissionDeniedError,
   ResultTooLargeError,
   RunNotFoundError,
   toWireError,

@@ -2,7 +2,7 @@
  * Failures of NATS operations that only say the server is away for now: worth
  * trying again, and routine enough to log in one line, without a stack.
  */
-import { TenazError } from '../errors.js';
+import { PermissionDeniedError, TenazError } from '../errors.js';
 
 /**
  * Whether a failed NATS operation says only that the server is away for now (timed out,
@@ -60,4 +60,20 @@ export function refusedPermission(error: unknown): Error | undefined {
 /** Whether `error` (or its cause) is the server refusing this user the operation. */
 export function isRefusedPermission(error: unknown): boolean {
   return refusedPermission(error) !== undefined;
+}
+
+/**
+ * `error` as a `PermissionDeniedError` naming what the server refused this user, when it is
+ * (or has as a cause) such a refusal; undefined for any other error. The original error is
+ * kept as the `cause`, so `refusedPermission` still finds the server's words in it.
+ */
+export function toPermissionDenied(error: unknown): PermissionDeniedError | undefined {
+  if (error instanceof PermissionDeniedError) return error;
+  const refusal = refusedPermission(error);
+  if (refusal === undefined) return undefined;
+  // The server's words: `Permissions Violation for Publish to "<subject>"` (or `Subscription to`).
+  const match = /(Publish|Subscription) to "(\S+)"/i.exec(refusal.message);
+  const verb = match?.[1]?.toLowerCase() === 'subscription' ? 'subscribe to' : 'publish to';
+  const where = match?.[2] === undefined ? 'a subject it needs' : `'${match[2]}'`;
+  return new PermissionDeniedError(`the NATS user is not allowed to ${verb} ${where}; see deploy/nats/auth.conf for what each role may do`, { cause: error });
 }

@@ -10,8 +10,9 @@
  * runs write several records per flow run: this is their path to the server.
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { ClosedError, NoRespondersError, TimeoutError } from '../errors.js';
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
+import { ClosedError, NoRespondersError, TimeoutError, type PermissionDeniedError } from '../errors.js';
+import { refusedPermission, toPermissionDenied } from './passing-failure.js';
 
 /** The status code of the server's reply to a publish nobody (no stream) takes. */
 const NO_RESPONDERS_STATUS = 503;
@@ -60,6 +61,7 @@ export class StreamPublisher {
   /** Publishes waiting for their ack, by reply subject, oldest first. */
   readonly #pending = new Map<string, PendingPublish>();
   readonly #sweep: NodeJS.Timeout;
+  readonly #statuses: AsyncIterable<Status> & { stop?: () => void };
   #nextToken = 0;
   #closed = false;
 
@@ -69,12 +71,15 @@ export class StreamPublisher {
     this.#inbox = connection.subscribe(`${this.#prefix}.*`, { callback: (err, msg) => this.#onAck(err, msg) });
     this.#sweep = setInterval(() => this.#timeOut(), Math.min(MAX_SWEEP_MS, timeoutMs / 4));
     this.#sweep.unref();
+    this.#statuses = connection.status();
+    void this.#watchRefusals();
   }
 
   /**
    * Publishes `data` to a stream's `subject`; resolves with its PubAck. Rejects with a
    * `JetStreamApiError` when the stream refuses it, a `NoRespondersError` when no stream
-   * takes the subject, a `TimeoutError` when nothing answers in time.
+   * takes the subject, a `PermissionDeniedError` when the server does not let this user
+   * publish to it, a `TimeoutError` when nothing answers in time.
    */
   publish(subject: string, data: Uint8Array, headers?: MsgHdrs): Promise<PubAck> {
     if (this.#closed) return Promise.reject(new ClosedError('the stream publisher is closed'));
@@ -94,6 +99,7 @@ export class StreamPublisher {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweep);
+    this.#statuses.stop?.();
     const error = new ClosedError('the stream publisher closed before the stream answered');
     for (const pending of this.#pending.values()) pending.reject(error);
     this.#pending.clear();
@@ -112,6 +118,32 @@ export class StreamPublisher {
     const ack = parsePubAck(msg.data);
     if (ack instanceof Error) pending.reject(ack);
     else pending.resolve(ack);
+  }
+
+  async #watchRefusals(): Promise<void> {
+    try {
+      for await (const status of this.#statuses) {
+        if (status.type === 'error') this.#refused(status.error);
+      }
+    } catch {
+      // The connection closed: nothing is waiting any more.
+    }
+  }
+
+  /**
+   * The server names only the refused subject, not the publish: every publish waiting on it
+   * fails, as the server refuses them all alike (a user's permissions are per subject).
+   */
+  #refused(error: Error): void {
+    const refusal = refusedPermission(error) as (Error & { operation?: unknown; subject?: unknown }) | undefined;
+    if (refusal === undefined || refusal.operation !== 'publish' || typeof refusal.subject !== 'string') return;
+    let denied: PermissionDeniedError | undefined;
+    for (const [reply, pending] of this.#pending) {
+      if (pending.subject !== refusal.subject) continue;
+      this.#pending.delete(reply);
+      denied ??= toPermissionDenied(refusal)!;
+      pending.reject(denied);
+    }
   }
 
   #timeOut(): void {

@@ -6,17 +6,25 @@
  * A dispatch is retried, with backoff, until the stream has stored it or its run
  * no longer waits for that attempt; the `Nats-Msg-Id` header (`taskRunId:attempt`)
  * makes a repeated publish a no-op on the server.
+ *
+ * A dispatch the server refuses this user (no right to publish to the task's subject,
+ * or to make the stream) is not retried: no retry changes a user's permissions. The
+ * attempt fails at once with a `PermissionDeniedError`, which its supervisor does not retry.
  */
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { PayloadTooLargeError, TimeoutError } from '../errors.js';
+import { PayloadTooLargeError, TimeoutError, type PermissionDeniedError } from '../errors.js';
 import type { RemoteTaskRun } from './dispatcher.js';
 import { StreamPublisher } from '../nats/stream-publisher.js';
+import { describeFailure, toPermissionDenied } from '../nats/passing-failure.js';
+import { LogThrottle } from '../drop-counter.js';
 
 /** How long a publish waits for the stream's ack before it is sent again, in ms (as `jetstream()`'s default). */
 const DEFAULT_ACK_TIMEOUT_MS = 5_000;
 const FIRST_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2_000;
+/** At most one line per this interval about dispatches the server refuses this user, in ms. */
+const REFUSAL_LOG_INTERVAL_MS = 5_000;
 /** The header JetStream deduplicates publishes by. */
 const MSG_ID_HEADER = 'Nats-Msg-Id';
 
@@ -52,6 +60,8 @@ export class DispatchPublisher {
   /** Backoff timers of publishes to be tried again. */
   readonly #retries = new Set<NodeJS.Timeout>();
   readonly #statuses: AsyncIterable<{ type: string }> & { stop?: () => void };
+  /** A refusal fails every task run dispatched meanwhile: told in one line, not one per run. */
+  readonly #refusals = new LogThrottle(Date.now, REFUSAL_LOG_INTERVAL_MS);
   #streamReady = false;
   #ensuring: Promise<void> | undefined;
   /** Last `max_payload` seen: nats.js forgets the server info while it reconnects. */
@@ -114,6 +124,9 @@ export class DispatchPublisher {
         if (this.#closed || pending.sends !== send) return;
         this.#inFlight.delete(pending);
         if (isPayloadTooLarge(error)) return this.#tooLarge(pending, error);
+        // Refused to this user: the stream is not at fault, and needs no look.
+        const denied = toPermissionDenied(error);
+        if (denied !== undefined) return this.#refused(pending, denied);
         // Not stored (no stream takes the subject, or it refused the message): make sure it is there.
         if (!(error instanceof TimeoutError)) this.#streamReady = false;
         this.#failed(pending, error);
@@ -129,9 +142,25 @@ export class DispatchPublisher {
     );
   }
 
+  /** The server refuses this user the dispatch, or the stream it goes to: the attempt fails now. */
+  #refused(pending: PendingDispatch, error: PermissionDeniedError): void {
+    if (this.#closed || !pending.run.wants(pending.attempt)) return;
+    const refusedBefore = this.#refusals.take();
+    if (refusedBefore >= 0) {
+      this.#logger.warn(
+        { reason: describeFailure(error), refusedSinceLastLine: refusedBefore + 1 },
+        'the NATS server refuses this user the dispatch of task runs; they fail without a retry',
+      );
+    }
+    pending.run.dispatchFailed(pending.attempt, error);
+  }
+
   /** The publish was not stored: try again after a backoff, while the run still wants the attempt. */
   #failed(pending: PendingDispatch, error: unknown): void {
     if (this.#closed || !pending.run.wants(pending.attempt)) return;
+    // Making the stream may be what the server refuses (a user without the right to create it).
+    const denied = toPermissionDenied(error);
+    if (denied !== undefined) return this.#refused(pending, denied);
     if (!pending.warned) {
       pending.warned = true;
       this.#logger.warn({ err: error, taskRunId: pending.run.id, attempt: pending.attempt }, 'could not dispatch the task run yet; trying again');

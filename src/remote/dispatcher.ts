@@ -22,6 +22,8 @@ import { AttemptWatch } from './attempt-watch.js';
 /** What the dispatcher needs of a task run; `TaskRunRuntime` implements it. */
 export interface RemoteTaskRun {
   readonly id: string;
+  /** How many runs deep the task run is: sent with each dispatch, so its body's calls on a worker nest below it. */
+  readonly depth: number;
   /** Accepts a claim of `attempt` if the run waits for exactly that attempt to be claimed. */
   acceptClaim(attempt: number, workerId?: string): boolean;
   /** The heartbeats of `attempt` stopped: its worker is gone. */
@@ -165,9 +167,11 @@ export class TaskDispatcher {
 
   /**
    * Publishes one attempt to the tasks stream; retried until stored or no longer wanted.
-   * `message.owner` is this dispatcher's `ownerSubject`.
+   * `message.owner` is this dispatcher's `ownerSubject`; `message.depth`, unless set, the run's.
    */
   dispatch(run: RemoteTaskRun, message: TaskDispatch, pool: string): void {
+    // The message is the caller's, made for this one dispatch; the depth is the run's.
+    message.depth ??= run.depth;
     let bytes: Uint8Array;
     try {
       bytes = encode(message);

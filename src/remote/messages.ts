@@ -54,6 +54,12 @@ export const taskDispatchSchema = z.object({
   flowRunId: id.optional(),
   flowRunName: z.string().optional(),
   flowName: z.string().optional(),
+  /**
+   * How many runs deep the task run is (1: called outside any run): the calls its body makes
+   * on the worker nest below it, so the limit on nesting holds across processes. Absent from
+   * the dispatches of owners older than this field.
+   */
+  depth: z.number().int().min(0).optional(),
 });
 export type TaskDispatch = z.infer<typeof taskDispatchSchema>;
 

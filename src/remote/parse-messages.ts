@@ -96,12 +96,13 @@ function parseWireError(value: unknown): WireError | null {
 /** A dispatch, or `null` when the message is not one (`taskDispatchSchema`). */
 export function parseTaskDispatch(message: BusMessage): TaskDispatch | null {
   if (message.v !== WIRE_VERSION || message.type !== 'task.dispatch') return null;
-  const { taskRunId, taskRunName, taskName, attempt, args, owner, heartbeatMs, idempotencyKey, flowRunId, flowRunName, flowName } = message;
+  const { taskRunId, taskRunName, taskName, attempt, args, owner, heartbeatMs, idempotencyKey, flowRunId, flowRunName, flowName, depth } = message;
   if (!isId(taskRunId) || typeof taskRunName !== 'string' || !isNonEmptyString(taskName) || !isAttempt(attempt)) return null;
   if (!Array.isArray(args) || !isNonEmptyString(owner) || typeof idempotencyKey !== 'string') return null;
   if (!Number.isSafeInteger(heartbeatMs) || (heartbeatMs as number) <= 0) return null;
   if (flowRunId !== undefined && !isId(flowRunId)) return null;
   if ((flowRunName !== undefined && typeof flowRunName !== 'string') || (flowName !== undefined && typeof flowName !== 'string')) return null;
+  if (depth !== undefined && !isDepth(depth)) return null;
   const dispatch: TaskDispatch = {
     v: WIRE_VERSION,
     type: 'task.dispatch',
@@ -117,6 +118,7 @@ export function parseTaskDispatch(message: BusMessage): TaskDispatch | null {
   if (flowRunId !== undefined) dispatch.flowRunId = flowRunId;
   if (flowRunName !== undefined) dispatch.flowRunName = flowRunName;
   if (flowName !== undefined) dispatch.flowName = flowName;
+  if (depth !== undefined) dispatch.depth = depth;
   return dispatch;
 }
 
@@ -162,6 +164,11 @@ function isNonEmptyString(value: unknown): value is string {
 /** As `z.number().int().min(1)`: a safe integer, so neither NaN, infinite nor fractional. */
 function isAttempt(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 1;
+}
+
+/** As `z.number().int().min(0)`. */
+function isDepth(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -42,6 +42,13 @@ export class WorkerAttemptContext implements InternalRunContext {
   get idempotencyKey(): string {
     return this.dispatch.idempotencyKey;
   }
+  /**
+   * The task run's depth, from its owner: the body's calls nest below it here as they would
+   * there. A dispatch from an owner that does not send it counts as a run called outside any run.
+   */
+  get depth(): number {
+    return this.dispatch.depth ?? 1;
+  }
   get flowRunRuntime(): undefined {
     return undefined;
   }

@@ -48,6 +48,12 @@ export interface InternalRunContext extends RunContext {
   readonly isAborted: () => boolean;
   readonly flowRunRuntime: FlowRunRuntime | undefined;
   readonly taskRunRuntime: TaskRunRuntime | undefined;
+  /**
+   * The depth of the run whose body executes, when that run's runtime is in another process
+   * (a task body on a worker: the depth comes with the dispatch). Unset where a runtime above
+   * says it.
+   */
+  readonly depth?: number;
 }
 
 // Kept on globalThis so that two copies of tenaz loaded in one process share one run context.
@@ -68,7 +74,7 @@ export const MAX_RUN_DEPTH = 200;
  * The depth of a flow or task run about to be created by the code executing now: one more
  * than the run whose body makes the call, 1 outside any run. A task body's calls nest below
  * the task run, not beside it in its flow run, so a task that calls itself goes deeper too.
- * On a worker the caller's depth stays with its owner: calls made there start again from 1.
+ * On a worker the task run's depth comes with its dispatch: calls made there nest below it too.
  * Read from the run context, so that the callers pass nothing and a run costs one number.
  * @throws NestingDepthError past `MAX_RUN_DEPTH`, before anything of the new run exists.
  */
@@ -76,9 +82,13 @@ export function depthOfNewRun(kind: 'flow' | 'task', name: string): number {
   const context = runContextStorage.getStore();
   const callerTask = context?.taskRunRuntime;
   const caller = callerTask ?? context?.flowRunRuntime;
-  const depth = (caller?.depth ?? 0) + 1;
+  const depth = (caller?.depth ?? context?.depth ?? 0) + 1;
   if (depth > MAX_RUN_DEPTH) {
-    const by = callerTask ? `task run '${callerTask.name}'` : `flow run '${caller?.name}' of flow '${context?.flowRunRuntime?.flowName}'`;
+    const by = callerTask
+      ? `task run '${callerTask.name}'`
+      : caller
+        ? `flow run '${caller.name}' of flow '${context?.flowRunRuntime?.flowName}'`
+        : `task run '${context?.taskRun?.name}' on a worker`;
     throw new NestingDepthError(
       `${kind} '${name}' was called by ${by}, already ${MAX_RUN_DEPTH} runs deep, the most tenaz allows: ` +
         'a flow or task probably calls itself without end, directly or through other flows and tasks',

@@ -13,6 +13,7 @@ import { ensureTasksStream } from '../../src/remote/streams.js';
 /** A run that waits for attempt 1 until told otherwise, and records dispatch failures. */
 class FakeRun implements RemoteTaskRun {
   wanted = true;
+  readonly depth = 1;
   readonly failures: Error[] = [];
   constructor(readonly id = 'run-1') {}
   acceptClaim(): boolean {

@@ -24,6 +24,7 @@ const valid: Record<string, BusMessage[]> = {
   dispatch: [
     { v: 1, type: 'task.dispatch', taskRunId: id, taskRunName: 't-0', taskName: 't', attempt: 1, args: [1], owner: 'tenaz.owner.o', heartbeatMs: 1000, idempotencyKey: 'k' },
     { v: 1, type: 'task.dispatch', taskRunId: id, taskRunName: '', taskName: 't', attempt: 3, args: [], owner: 'o', heartbeatMs: 1, idempotencyKey: '', flowRunId: id, flowRunName: 'n', flowName: 'f' },
+    { v: 1, type: 'task.dispatch', taskRunId: id, taskRunName: 't-0', taskName: 't', attempt: 1, args: [], owner: 'o', heartbeatMs: 1, idempotencyKey: 'k', flowRunId: id, depth: 7 },
   ],
   claimReply: [
     { v: 1, type: 'task.claim.reply', accepted: true },
@@ -53,7 +54,7 @@ function* variants(messages: BusMessage[]): Generator<BusMessage> {
   for (const message of messages) {
     yield message;
     yield { ...message, extra: 1 };
-    for (const key of [...Object.keys(message), 'value', 'error', 'reason', 'stack', 'flowRunId', 'flowName', 'flowRunName', 'items', 'replies']) {
+    for (const key of [...Object.keys(message), 'value', 'error', 'reason', 'stack', 'flowRunId', 'flowName', 'flowRunName', 'depth', 'items', 'replies']) {
       const { [key]: _removed, ...rest } = message;
       yield rest as BusMessage;
       for (const value of odd) yield { ...message, [key]: value };
@@ -80,6 +81,15 @@ describe('parse-messages', () => {
 
   it('accepts exactly what taskDispatchSchema accepts, with the same fields', () => {
     expectSame(taskDispatchSchema, parseTaskDispatch, valid.dispatch!);
+  });
+
+  it("keeps a dispatch's depth when it is a non-negative integer, and takes a dispatch without one (an older owner's)", () => {
+    const dispatch = valid.dispatch![0]!;
+    expect(parseTaskDispatch({ ...dispatch, depth: 200 })?.depth).toBe(200);
+    expect(parseTaskDispatch({ ...dispatch, depth: 0 })?.depth).toBe(0);
+    expect(parseTaskDispatch(dispatch)).toEqual(dispatch);
+    expect(parseTaskDispatch(dispatch)).not.toHaveProperty('depth');
+    for (const depth of [-1, 1.5, '3', null, NaN, Infinity, 2 ** 53]) expect(parseTaskDispatch({ ...dispatch, depth }), String(depth)).toBeNull();
   });
 
   it('accepts exactly what the reply schemas accept', () => {

@@ -1,9 +1,9 @@
 /**
  * Task runs that a dead process left in flight never tell their end: their owner
  * is gone, and the flow run that resumes elsewhere makes the call again as a new
- * task run. The process that resumes the flow run ends them `Crashed` in the
- * event history instead, as their owner would have, from the last event each
- * published there (one read of the stream, last event per task run).
+ * task run. The process that resumes the flow run (or a subflow of it) ends them
+ * `Crashed` in the event history instead, as their owner would have, from the
+ * last event each published there (one read of the stream, last event per task run).
  */
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -12,7 +12,6 @@ import { parseMessage } from '../codec.js';
 import { parseRunEvent, type TaskStateEvent } from '../events.js';
 import { makeRunState } from '../runtime/run-common.js';
 import type { Subjects } from '../subjects.js';
-import type { FlowRunRecord } from './records.js';
 
 export interface LostTaskRunsHost {
   connection: NatsConnection;
@@ -21,17 +20,30 @@ export interface LostTaskRunsHost {
   publishEvent(subject: string, event: TaskStateEvent): void;
 }
 
+/** The resumed flow run (top-level or subflow) whose lost task runs are ended. */
+export interface ResumedFlowRun {
+  readonly id: string;
+  readonly name: string;
+  readonly flowName: string;
+  /**
+   * Whether this process started the task run, since the run resumed: the resumed run's own
+   * calls publish their first events while the history is being read, and are not lost.
+   */
+  startedHere(taskRunId: string): boolean;
+}
+
 /** How long the read of the history may take, in ms. */
 const READ_EXPIRES_MS = 5_000;
 
 /**
- * Publishes `Crashed` for each task run of `record`'s flow run whose last event in the
- * history is not an end; resolves with how many. Task runs of its subflows are not looked at.
+ * Publishes `Crashed` for each task run of `run` that another process started and whose last
+ * event in the history is not an end; resolves with how many. Each subflow of a resumed run
+ * ends its own (subflows resume too, with the same id).
  */
-export async function endLostTaskRuns(host: LostTaskRunsHost, record: FlowRunRecord): Promise<number> {
+export async function endLostTaskRuns(host: LostTaskRunsHost, run: ResumedFlowRun): Promise<number> {
   const { connection, subjects } = host;
   const consumer = await jetstream(connection).consumers.get(subjects.eventsStream, {
-    filter_subjects: subjects.eventFilter({ flowName: record.flowName, flowRunId: record.id, kind: 'task' }),
+    filter_subjects: subjects.eventFilter({ flowName: run.flowName, flowRunId: run.id, kind: 'task' }),
     deliver_policy: DeliverPolicy.LastPerSubject,
   });
   const pending = (await consumer.info()).num_pending;
@@ -43,8 +55,8 @@ export async function endLostTaskRuns(host: LostTaskRunsHost, record: FlowRunRec
     read += 1;
     const decoded = parseMessage(message.data);
     const last = decoded === null ? null : parseRunEvent(decoded);
-    if (last !== null && last.type === 'task.state' && last.flowRunId === record.id && !isTerminal(last.state.name)) {
-      host.publishEvent(message.subject, lostEvent(last, record, host.now()));
+    if (last !== null && last.type === 'task.state' && last.flowRunId === run.id && !isTerminal(last.state.name) && !run.startedHere(last.taskRunId)) {
+      host.publishEvent(message.subject, lostEvent(last, run, host.now()));
       ended += 1;
     }
     if (read >= pending) break;
@@ -52,11 +64,11 @@ export async function endLostTaskRuns(host: LostTaskRunsHost, record: FlowRunRec
   return ended;
 }
 
-function lostEvent(last: TaskStateEvent, record: FlowRunRecord, now: number): TaskStateEvent {
+function lostEvent(last: TaskStateEvent, run: ResumedFlowRun, now: number): TaskStateEvent {
   const state = makeRunState('Crashed', now, last.state.attempt, {
     name: 'CrashedError',
     code: 'CRASHED',
-    message: `the process that ran flow run '${record.name}' died; the flow run resumed in another process, which makes this call again as a new task run`,
+    message: `the process that ran flow run '${run.name}' died; the flow run resumed in another process, which makes this call again as a new task run`,
     retryable: false,
   });
   return { ...last, seq: last.seq + 1, state };

@@ -131,6 +131,20 @@ export class RunRecorder {
     }
   }
 
+  /**
+   * The record a subflow of a resumed run left, when it ran before (same id, same flow): its
+   * next transitions are written over it, so that the run goes on with its name and its events'
+   * sequence. `undefined` when there is none (the subflow starts a record of its own).
+   */
+  async resumeSubflow(run: RecordedFlowRun): Promise<FlowRunRecord | undefined> {
+    const entry = await this.#store.get(RUNS_BUCKET, run.id);
+    const record = entry === null ? null : parseFlowRunRecord(entry.value);
+    if (entry === null || record === null || record.flowName !== run.flowName) return undefined;
+    const resumed: FlowRunRecord = { ...record, owner: this.ownerId, resumes: record.resumes + 1, hasResult: false, result: undefined, error: undefined };
+    this.#flows.set(run.id, this.#flowWriter(run, resumed, entry.revision));
+    return record;
+  }
+
   /** A resumed flow run's record, from `take`, that its next transitions are written over. */
   adopt(run: RecordedFlowRun, record: FlowRunRecord, revision: number): void {
     this.#flows.set(run.id, this.#flowWriter(run, record, revision));

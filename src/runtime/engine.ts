@@ -50,6 +50,8 @@ export interface Engine {
   readonly taskRuns: Map<string, TaskRunRuntime>;
   readonly flowRuns: Map<string, FlowRunRuntime>;
   publishEvent(subject: string, event: RunEvent): void;
+  /** Ends `Crashed` the task runs another process left in flight in a resumed run (NATS with a history only). */
+  endLostTaskRuns(run: FlowRunRuntime): void;
   /** Set when runs are durable: their transitions are recorded in the store. */
   readonly durable: RunRecorder | undefined;
   /** Set when task runs execute on workers over NATS. */

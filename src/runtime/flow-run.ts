@@ -24,7 +24,8 @@ import {
   toWireError,
 } from '../errors.js';
 import type { FlowStateEvent } from '../events.js';
-import type { RecordedFlowRun } from '../durable/run-recorder.js';
+import type { RecordedFlowRun, RunRecorder } from '../durable/run-recorder.js';
+import { failureFields } from '../nats/passing-failure.js';
 import { subflowRunId, type FlowRunRecord, type RecordedError } from '../durable/records.js';
 import { computeRetryDelay } from '../retry.js';
 import { deferBody, depthOfNewRun, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
@@ -37,6 +38,7 @@ import { generateRunName } from '../names.js';
 
 /** A run started by a flow run: a task run or a subflow. */
 export interface ChildRun {
+  readonly id: string;
   readonly settled: Promise<RunState>;
   cancel(reason?: string): void;
 }
@@ -49,7 +51,7 @@ export interface ResumeFrom {
 
 export class FlowRunRuntime implements RecordedFlowRun {
   readonly id: string;
-  readonly name: string;
+  name: string;
   readonly flowName: string;
   readonly definition: FlowDefinition;
   readonly parent: FlowRunRuntime | undefined;
@@ -57,8 +59,8 @@ export class FlowRunRuntime implements RecordedFlowRun {
   readonly position: number | undefined;
   /** How many runs deep it was called: 1 for a top-level run, else one more than the run whose body called it. */
   readonly depth: number;
-  readonly logger: Logger;
-  readonly info: FlowRunInfo;
+  logger: Logger;
+  info: FlowRunInfo;
   /** Whether the run was started before, elsewhere: its calls look up their journal first. */
   readonly resumed: boolean;
   state: RunState | undefined;
@@ -68,6 +70,8 @@ export class FlowRunRuntime implements RecordedFlowRun {
   readonly #settled = createDeferred<RunState>();
   readonly #actor: Actor<typeof flowRunMachine>;
   readonly #children = new Set<ChildRun>();
+  /** Of a resumed run: the ids of the runs it started in this process (see `startedHere`). */
+  readonly #startedHere: Set<string> | undefined;
   readonly #taskCounters = new Map<string, number>();
   #supervisor: SupervisorActor | undefined;
   #attemptController: LazyAbort | undefined;
@@ -94,6 +98,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.position = parent?.nextPosition();
     // A subflow of a resumed run is the same subflow run as before (same id, same journal).
     this.resumed = resume !== undefined || parent?.resumed === true;
+    if (this.resumed) this.#startedHere = new Set();
     this.#startedBy = resume === undefined ? undefined : startedByLine(resume.record, definition.options.name);
     this.id = resume?.record.id ?? (parent ? subflowRunId(parent.id, this.position!) : randomUUID());
     this.flowName = definition.options.name;
@@ -161,6 +166,10 @@ export class FlowRunRuntime implements RecordedFlowRun {
   start(): void {
     this.#engine.flowRuns.set(this.id, this);
     this.parent?.addChild(this);
+    if (this.parent && this.resumed && this.#engine.durable) {
+      setImmediate(() => void this.#resumeSubflow(this.parent!, this.#engine.durable!));
+      return;
+    }
     const where = this.parent ? this.parent.logger : this.#engine.engineLogger;
     if (this.#startedBy !== undefined) where.info(this.#startedBy);
     else where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
@@ -171,6 +180,31 @@ export class FlowRunRuntime implements RecordedFlowRun {
     // cancel, wait in the actor's mailbox).
     if (this.parent) setImmediate(() => this.#actor.start());
     else queueMicrotask(() => this.#actor.start());
+  }
+
+  /**
+   * A subflow of a resumed run is the subflow run that was there before, when there was one:
+   * it goes on with that run's name, record and event sequence, and ends the task runs the
+   * process before left in flight.
+   */
+  async #resumeSubflow(parent: FlowRunRuntime, durable: RunRecorder): Promise<void> {
+    let previous: FlowRunRecord | undefined;
+    try {
+      previous = await durable.resumeSubflow(this);
+    } catch (err) {
+      parent.logger.warn({ ...failureFields(err), flowRunId: this.id }, 'could not read the record of the resumed subflow run; it starts a new one');
+    }
+    if (previous === undefined) {
+      parent.logger.info(`Created subflow run '${this.name}' for flow '${this.flowName}'`);
+    } else {
+      this.name = previous.name;
+      this.#seq = previous.lastSeq;
+      this.info = { ...this.info, name: this.name };
+      this.logger = this.#engine.logger.child({ flowRunId: this.id, flowRunName: this.name, flowName: this.flowName });
+      parent.logger.info(`Resuming subflow run '${this.name}' of flow '${this.flowName}'`);
+      this.#engine.endLostTaskRuns(this);
+    }
+    this.#actor.start();
   }
 
   cancel(reason = 'cancelled'): void {
@@ -197,6 +231,12 @@ export class FlowRunRuntime implements RecordedFlowRun {
 
   addChild(child: ChildRun): void {
     this.#children.add(child);
+    this.#startedHere?.add(child.id);
+  }
+
+  /** Whether this process started the run `id` as a call of this resumed run (not the process before it). */
+  startedHere(id: string): boolean {
+    return this.#startedHere?.has(id) === true;
   }
 
   removeChild(child: ChildRun): void {

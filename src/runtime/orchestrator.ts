@@ -37,7 +37,7 @@ import { FlowServer } from '../durable/flow-server.js';
 import { RunAdmin } from '../durable/run-admin.js';
 import { enqueueFlowRun } from '../durable/flow-queue.js';
 import type { FlowRunRecord } from '../durable/records.js';
-import { endLostTaskRuns } from '../durable/lost-task-runs.js';
+import { endLostTaskRuns, type ResumedFlowRun } from '../durable/lost-task-runs.js';
 import { failureFields } from '../nats/passing-failure.js';
 
 export interface OrchestratorOptions {
@@ -294,6 +294,7 @@ export class Orchestrator implements AsyncDisposable {
           engineLogger.warn({ err, subject }, 'could not publish a run event');
         }
       },
+      endLostTaskRuns: (run) => this.#endLostTaskRuns(run),
     };
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#history = nats !== undefined && options.history !== false;
@@ -379,21 +380,21 @@ export class Orchestrator implements AsyncDisposable {
     const run = new FlowRunRuntime(this.#engine, definition, record.parameters, undefined, { record, revision });
     run.start();
     // A run that ran before (taken over, or retried) may have left task runs in flight.
-    if (record.state.name !== 'Scheduled' || record.attempt > 1) this.#endLostTaskRuns(record);
+    if (record.state.name !== 'Scheduled' || record.attempt > 1) this.#endLostTaskRuns(run);
   }
 
-  /** Ends `Crashed`, in the history, the task runs a dead process left in flight in `record`'s run. */
-  #endLostTaskRuns(record: FlowRunRecord): void {
+  /** Ends `Crashed`, in the history, the task runs a dead process left in flight in a resumed flow run or subflow. */
+  #endLostTaskRuns(run: ResumedFlowRun): void {
     const nats = this.#nats;
     if (nats === undefined || !this.#history) return;
     const engine = this.#engine;
     const { subjects, engineLogger } = engine;
     const host = { connection: nats, subjects, now: () => engine.now(), publishEvent: (subject: string, event: RunEvent) => engine.publishEvent(subject, event) };
-    endLostTaskRuns(host, record).then(
+    endLostTaskRuns(host, run).then(
       (ended) => {
-        if (ended > 0) engineLogger.info({ flowRunId: record.id }, `Ended ${ended} task run(s) of flow run '${record.name}' that its previous process left running: Crashed`);
+        if (ended > 0) engineLogger.info({ flowRunId: run.id }, `Ended ${ended} task run(s) of flow run '${run.name}' that its previous process left running: Crashed`);
       },
-      (err: unknown) => engineLogger.warn({ ...failureFields(err), flowRunId: record.id }, 'could not end the task runs the previous process of a resumed flow run left running'),
+      (err: unknown) => engineLogger.warn({ ...failureFields(err), flowRunId: run.id }, 'could not end the task runs the previous process of a resumed flow run left running'),
     );
   }
 

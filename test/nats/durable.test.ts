@@ -12,6 +12,7 @@ import { HitServer } from '../support/processes.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import type { FlowRunRecord } from '../../src/durable/records.js';
 import { isTerminal, type RunState } from '../../actors/state.js';
+import type { RunEvent } from '../../src/events.js';
 
 const DURABLE = 'test/fixtures/nats/durable.ts';
 const DURABLE_TASKS = 'test/fixtures/nats/durable-tasks.ts';
@@ -103,6 +104,23 @@ async function lastTaskStates(admin: Orchestrator, flowRunId: string, count: num
   return last;
 }
 
+/** The history's events of one run (its own, or its task runs'), from the start until `last` matches one. */
+async function eventsUntil(admin: Orchestrator, flowRunId: string, kind: 'flow' | 'task', last: (event: RunEvent) => boolean): Promise<RunEvent[]> {
+  const seen: RunEvent[] = [];
+  const events = admin.watch({ flowRunId, kind, since: { seq: 0 } });
+  const timer = setTimeout(() => events.close(), 10_000);
+  try {
+    for await (const event of events) {
+      seen.push(event);
+      if (last(event)) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    events.close();
+  }
+  return seen;
+}
+
 /** The admin orchestrator's own lines are not what these tests read. */
 function silentLogger() {
   return pino({ level: 'silent' });
@@ -141,6 +159,30 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     expect(ends).toEqual(['Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Crashed']);
     const lost = [...lastStates.values()].find((state) => state.name === 'Crashed');
     expect(lost?.message).toMatch(/^the process that ran flow run '[a-z]+-[a-z]+' died; the flow run resumed in another process/);
+  });
+
+  it('resumes a subflow as the same run (name, record, event sequence) and ends the task run its dead process left in flight', async (context) => {
+    const { hits, admin, serve, run } = await scene(context);
+    await Promise.all([serve(), serve()]);
+    const owner = run('durable-nested', 5, 400);
+    await hits.until((hit) => hit.what === 'step-2');
+    owner.signal('SIGKILL');
+    expect((await owner.exited).signal).toBe('SIGKILL');
+
+    const parent = await waitUntil(async () => (await admin.runs.list({ flowName: 'durable-nested' }))[0]);
+    const record = await admin.runs.wait(parent.id);
+    expect(record.state.name).toBe('Completed');
+    expect(record.result).toMatchObject({ total: 100 });
+    const [subflow] = await admin.runs.list({ flowName: 'durable-steps' });
+    expect(subflow).toMatchObject({ parentId: record.id, state: { name: 'Completed' }, resumes: 1 });
+
+    // One run before and after the kill: its events numbered on from where they were, under one name.
+    const flowEvents = await eventsUntil(admin, subflow!.id, 'flow', (event) => event.state.name === 'Completed');
+    expect(flowEvents.map((event) => event.seq)).toEqual(flowEvents.map((_, index) => index + 1));
+    expect(new Set(flowEvents.map((event) => (event.type === 'flow.state' ? event.flowRunName : undefined)))).toEqual(new Set([subflow!.name]));
+    // The subflow's step in flight at the kill ends in the history, Crashed, told by the taker.
+    const lastStates = await lastTaskStates(admin, subflow!.id, 6);
+    expect([...lastStates.values()].map((state) => state.name).sort()).toEqual(['Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Crashed']);
   });
 
   it('fails a resumed flow run whose task calls changed order, with an error that says so', async (context) => {

@@ -84,6 +84,17 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
+/** The error a flow run ends with (undefined if it completes), once it ends within `ms`. */
+function failureWithin(run: { result(): Promise<unknown> }, ms: number): Promise<unknown> {
+  return within(
+    run.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+    ms,
+  );
+}
+
 const terminalTaskStates = (events: RunEvent[]) =>
   events.filter((e) => e.type === 'task.state' && ['Completed', 'Failed', 'Crashed', 'Cancelled', 'TimedOut'].includes(e.state.name)).map((e) => e.state);
 
@@ -94,13 +105,7 @@ describe('a dispatch the server refuses this user', () => {
     const { orchestrator, records, events } = owner(await as('nodispatch'));
     const startedAt = Date.now();
     const run = orchestrator.start(fanOut, 5);
-    const error = await within(
-      run.result().then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-      PROMPTLY_MS,
-    );
+    const error = await failureWithin(run, PROMPTLY_MS);
     expect(Date.now() - startedAt).toBeLessThan(PROMPTLY_MS);
     expect(error).toBeInstanceOf(PermissionDeniedError);
     expect(error).toMatchObject({ code: 'PERMISSION_DENIED', retryable: false });
@@ -123,13 +128,7 @@ describe('a dispatch the server refuses this user', () => {
   it('fails the task run the same way when what is refused is making the tasks stream', async () => {
     const { orchestrator, records } = owner(await as('nocreate'), FRESH);
     const run = orchestrator.start(fanOut, 2);
-    const error = await within(
-      run.result().then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-      PROMPTLY_MS,
-    );
+    const error = await failureWithin(run, PROMPTLY_MS);
     expect(error).toBeInstanceOf(PermissionDeniedError);
     expect((error as Error).message).toContain(`'$JS.API.STREAM.CREATE.${FRESH}_tasks'`);
     expect(run.state).toMatchObject({ name: 'Failed', errorCode: 'PERMISSION_DENIED' });
@@ -141,13 +140,7 @@ describe('a dispatch the server refuses this user', () => {
     // Refused much else too (events, records, its own owner subject): what it is told is the dispatch.
     const { orchestrator, records } = owner(await as('observer'));
     const run = orchestrator.start(fanOut, 3);
-    const error = await within(
-      run.result().then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-      PROMPTLY_MS,
-    );
+    const error = await failureWithin(run, PROMPTLY_MS);
     expect(error).toBeInstanceOf(PermissionDeniedError);
     expect(run.state).toMatchObject({ name: 'Failed', errorCode: 'PERMISSION_DENIED' });
     expect(records.filter((r) => r.msg === REFUSAL_LINE)).toHaveLength(1);

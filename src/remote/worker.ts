@@ -420,6 +420,7 @@ export class TaskWorker implements AsyncDisposable {
     const { taskRunId, attempt } = dispatch;
     const workerId = this.id;
     const context = new WorkerAttemptContext(this.#internals.orchestrator, dispatch, controller, this.#logger);
+    controller.within(context);
     try {
       const value = await runContextStorage.run(context, invokeBody, definition.fn, dispatch.args);
       const where = findUnserializable(value);

@@ -260,10 +260,19 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.#send({ type: 'supervisor.escalated', error: toWireError(this.#lastError) });
   }
 
-  /** Called by the machine's `cancelChildren` action. */
+  /**
+   * Called by the machine's `cancelChildren` action: aborts the attempt's signal and cancels
+   * the runs it started. What to cancel is taken now, inside the action, and cancelled once the
+   * action has returned (no actor's transition nests in another's): by then the run may have
+   * ended (timed out, escalated, crashed) or started its next attempt, which is not touched.
+   */
   cancelChildren(reason: string): void {
-    this.#attemptController?.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
-    this.#cancelChildRuns(reason);
+    const controller = this.#attemptController;
+    const children = [...this.#children];
+    queueMicrotask(() => {
+      controller?.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
+      for (const child of children) child.cancel(reason);
+    });
   }
 
   #cancelChildRuns(reason: string): void {
@@ -340,6 +349,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
       flowRunRuntime: this,
       taskRunRuntime: undefined,
     };
+    controller.within(context);
     let value: unknown;
     try {
       value = await runContextStorage.run(context, invokeBody, this.definition.fn, args);

@@ -4,10 +4,25 @@
  * thousands of task runs per second. Aborting before the signal exists makes
  * it born aborted, with the same reason.
  */
+import { runContextStorage, type InternalRunContext } from './context.js';
+
 export class LazyAbort {
   #controller: AbortController | undefined;
   #reason: unknown;
   #aborted = false;
+  #context: InternalRunContext | undefined;
+
+  /**
+   * The run context the signal's listeners run in: the body's own, wherever the abort comes
+   * from (a timer, a cancel from another process), so that a listener may call
+   * `getRunLogger()` as the body can. Without it a listener would run in no run's context,
+   * and what it throws there takes the process down (Node reports errors of event listeners
+   * as uncaught).
+   */
+  within(context: InternalRunContext): this {
+    this.#context = context;
+    return this;
+  }
 
   get signal(): AbortSignal {
     if (!this.#controller) {
@@ -25,6 +40,9 @@ export class LazyAbort {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason;
-    this.#controller?.abort(reason);
+    const controller = this.#controller;
+    if (controller === undefined) return;
+    if (this.#context === undefined) controller.abort(reason);
+    else runContextStorage.run(this.#context, () => controller.abort(reason));
   }
 }

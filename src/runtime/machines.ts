@@ -42,7 +42,9 @@ export function provideMachines(registries: Registries): Engine['machines'] {
       startBody: ({ context }) => flowRuns.get(context.flowRunId)?.startBody(context.attempt),
       abortBody: ({ context }, params) => flowRuns.get(context.flowRunId)?.abortBody(params.reason),
       publish: ({ context }, params) => flowRuns.get(context.flowRunId)?.onState(params.state, context),
-      cancelChildren: ({ context }, params) => afterAction(() => flowRuns.get(context.flowRunId)?.cancelChildren(params.reason)),
+      // Not through afterAction: the run itself defers the cancelling, and must be found now,
+      // while it is registered (a final state unregisters it before a microtask would run).
+      cancelChildren: ({ context }, params) => flowRuns.get(context.flowRunId)?.cancelChildren(params.reason),
       decideRetryDelay: assign({ retryDelayMs: ({ context }) => Math.max(0, flowRuns.get(context.flowRunId)?.retryDelayMs(context) ?? 0) }),
     },
   });

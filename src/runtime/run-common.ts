@@ -24,13 +24,30 @@ export function hooksFor(policy: ResolvedPolicy, state: RunState): RunHook[] {
   return state.name === 'Cancelled' ? [] : policy.onFailure;
 }
 
-/** Calls each hook in turn; a hook that throws is logged and changes nothing. */
-export async function runHooks(hooks: RunHook[], info: HookInfo, logger: Logger): Promise<void> {
+/**
+ * How long a run waits for one of its hooks, in ms: a hook that never settles must not hold
+ * its run's result (and whatever awaits it) for ever. It goes on in the background.
+ */
+export const HOOK_TIME_LIMIT_MS = 30_000;
+
+/** Calls each hook in turn; a hook that throws is logged and changes nothing, one that hangs is left behind. */
+export async function runHooks(hooks: RunHook[], info: HookInfo, logger: Logger, timeLimitMs = HOOK_TIME_LIMIT_MS): Promise<void> {
   for (const hook of hooks) {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeLimitMs);
+      // A hook left behind must not keep the process alive on its own.
+      timer.unref();
+    });
     try {
-      await hook(info);
+      const outcome = await Promise.race([Promise.resolve().then(() => hook(info)), late]);
+      if (outcome === 'late') {
+        logger.warn(`A hook of ${info.kind} run '${info.runName}' did not settle within ${timeLimitMs} ms; the run goes on without waiting for it`);
+      }
     } catch (err) {
       logger.error({ err }, `A hook of ${info.kind} run '${info.runName}' failed; the run's state is unchanged`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -171,6 +171,7 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     const controller = new LazyAbort();
     this.#attemptController = controller;
     const context = new TaskAttemptContext(this, attempt, controller);
+    controller.within(context);
     // The body runs after the machine's action returns, never inside it: a body that
     // starts other runs synchronously must not nest their actors in this one's action.
     deferBody(() => runContextStorage.run(context, invokeBody, this.definition.fn, this.#args)).then(

@@ -99,8 +99,9 @@ describe('workers', () => {
     run.cancel();
 
     await expect(run.result()).rejects.toMatchObject({ code: 'CANCELLED' });
+    // Told by the body's abort listener, in the run's context: the worker process lives on.
     const aborted = await hits.until((hit) => hit.what === 'aborted');
-    expect(aborted.attempt).toBe(1);
+    expect(aborted).toMatchObject({ attempt: 1, task: 'until-aborted-0' });
     await events.untilFlowEnds();
     expect(events.flowEvents().at(-1)?.state.name).toBe('Cancelled');
     expect(events.taskEvents().at(-1)?.state.name).toBe('Cancelled');

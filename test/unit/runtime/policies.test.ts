@@ -13,7 +13,8 @@ import {
   type RetryDelay,
 } from '../../../src/index.js';
 import type { TaskStateEvent } from '../../../src/events.js';
-import { abortableSleep, createFixture, names, recordEvents, rejection, runInFlow, sleep, uniqueName, type Fixture } from './helpers.js';
+import { runHooks } from '../../../src/runtime/run-common.js';
+import { abortableSleep, createFixture, isTerminalEvent, names, recordEvents, rejection, runInFlow, sleep, uniqueName, type Fixture } from './helpers.js';
 
 let fx: Fixture;
 
@@ -240,6 +241,45 @@ describe('timeouts', () => {
   });
 });
 
+describe('a flow timeout and its task runs', () => {
+  it("a flow past its timeoutMs cancels its running task runs: their signals abort, they end Cancelled, not Completed later", async () => {
+    const signals: AbortSignal[] = [];
+    const long = task({ name: uniqueName('long') }, async () => {
+      const { signal } = getRunContext();
+      signals.push(signal);
+      await abortableSleep(2000, signal);
+      return 'slept full';
+    });
+    const main = flow({ name: uniqueName('timed-flow'), timeoutMs: 100 }, async () => Promise.all([long.submit(), long.submit()]));
+    const recorder = recordEvents(fx.orchestrator);
+    const run = fx.orchestrator.start(main);
+    await expect(run.result()).rejects.toBeInstanceOf(FlowTimeoutError);
+    const taskEnds = () => recorder.events.filter((e) => e.type === 'task.state' && e.flowRunId === run.id && isTerminalEvent(e));
+    await recorder.until(() => taskEnds().length === 2, 1000);
+    expect(taskEnds().map((e) => e.state.name)).toEqual(['Cancelled', 'Cancelled']);
+    expect(signals).toHaveLength(2);
+    expect(signals.every((signal) => signal.aborted)).toBe(true);
+    recorder.close();
+  });
+
+  it('a flow whose first attempt timed out runs its second attempt to the end: the first attempt\'s cancelling does not reach it', async () => {
+    const long = task({ name: uniqueName('long') }, async () => abortableSleep(2000, getRunContext().signal));
+    const quick = task({ name: uniqueName('quick') }, async () => 'quick');
+    const main = flow({ name: uniqueName('retried-timed-flow'), timeoutMs: 150, retries: 1 }, async () => {
+      const { attempt, signal } = getRunContext();
+      if (attempt === 1) return long();
+      await abortableSleep(50, signal);
+      return quick();
+    });
+    const recorder = recordEvents(fx.orchestrator, { kind: 'flow' });
+    const run = fx.orchestrator.start(main);
+    await expect(run.result()).resolves.toBe('quick');
+    await recorder.untilFlowEnds(run.id);
+    expect(names(recorder.flowEvents(run.id))).toEqual(['Pending', 'Running', 'AwaitingRetry', 'Retrying', 'Completed']);
+    recorder.close();
+  });
+});
+
 describe('flow parameter validation', () => {
   const schema = z.object({ repoName: z.string(), limit: z.number().default(5), page: z.coerce.number() });
 
@@ -310,6 +350,17 @@ describe('hooks', () => {
   });
 });
 
+describe('a hook that never settles', () => {
+  it('is left behind after its time limit, with a warning: the next hook runs and the run settles', async () => {
+    const calls: string[] = [];
+    const info: HookInfo = { kind: 'task', runId: 'id', runName: 'hung-0', name: 'hung', state: { type: 'COMPLETED', name: 'Completed', timestamp: 0, attempt: 1 } };
+    const hung = () => new Promise<void>(() => calls.push('hung'));
+    await runHooks([hung, () => void calls.push('next')], info, fx.orchestrator.logger, 50);
+    expect(calls).toEqual(['hung', 'next']);
+    expect(fx.records.find((r) => r.level === 40)?.msg).toBe("A hook of task run 'hung-0' did not settle within 50 ms; the run goes on without waiting for it");
+  });
+});
+
 describe('cancellation', () => {
   it('cancelling a flow run aborts every running task body, ends the tasks and the flow Cancelled', async () => {
     const signals: AbortSignal[] = [];
@@ -344,6 +395,29 @@ describe('cancellation', () => {
   });
   // Bug: FlowRunRuntime.onState copies `context.failure` into every state but Completed, Running and
   // Retrying, and the machine keeps the failure of an earlier attempt, so Cancelling names its error.
+  it("a body's abort listener runs in its run's context, wherever the cancel comes from", async () => {
+    let listenerSaw: string | undefined;
+    const listening = task({ name: uniqueName('listening') }, async () => {
+      const { signal } = getRunContext();
+      await new Promise<void>((resolve) =>
+        signal.addEventListener('abort', () => {
+          try {
+            listenerSaw = getRunContext().taskRun?.name;
+          } catch (error) {
+            listenerSaw = String(error);
+          }
+          resolve();
+        }),
+      );
+    });
+    const main = flow({ name: uniqueName('cancelled-listening') }, async () => listening());
+    const run = fx.orchestrator.start(main);
+    await sleep(30);
+    run.cancel();
+    await run.wait();
+    expect(listenerSaw).toMatch(/^listening-.*-0$/);
+  });
+
   it("bug: the Cancelling event of a retried flow run carries the earlier attempt's error", async () => {
     const main = flow({ name: uniqueName('cancel-after-retry'), retries: 1 }, async () => {
       if (getRunContext().attempt === 1) throw new Error('first attempt');

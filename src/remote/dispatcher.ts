@@ -251,6 +251,14 @@ export class TaskDispatcher {
 
   #claim(claim: TaskClaim): ClaimReply {
     const run = this.#runs.get(claim.taskRunId);
+    // The same claim again, from the worker that holds the attempt: its answer was lost (a
+    // reconnect) and it asks again. Refused, it would give the attempt up, and this owner,
+    // hearing no more of it, would restart it as crashed.
+    const held = this.#claims.get(claim.taskRunId);
+    if (run !== undefined && held?.attempt === claim.attempt && held.workerId === claim.workerId) {
+      this.#watch.claimed(claim.taskRunId, claim.attempt);
+      return CLAIM_ACCEPTED;
+    }
     const accepted = run?.acceptClaim(claim.attempt, claim.workerId) ?? false;
     // The parsed claim is a fresh object: it is kept as it is.
     if (accepted) {

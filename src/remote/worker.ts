@@ -30,6 +30,7 @@ import {
   InvalidArgumentError,
   PayloadTooLargeError,
   TaskTimeoutError,
+  TimeoutError,
   UnserializableResultError,
   toError,
   toRemoteWireError,
@@ -123,6 +124,8 @@ const DEFAULT_GRACE_MS = 30_000;
 const CLAIM_TIMEOUT_MS = 5_000;
 /** How long a worker keeps trying to hand an outcome to an owner that does not answer. */
 const OUTCOME_DELIVERY_MS = 60_000;
+/** How long a worker asks again for a claim that got no answer (the server away for a moment), in ms. */
+const CLAIM_RETRY_MS = 15_000;
 /** Deliveries of a dispatch whose owner cannot be reached before the dispatch is dropped. */
 const MAX_OWNERLESS_DELIVERIES = 30;
 
@@ -388,7 +391,7 @@ export class TaskWorker implements AsyncDisposable {
     const fields = { taskRunId: dispatch.taskRunId, attempt: dispatch.attempt };
     let reply: BusMessage;
     try {
-      reply = await this.#owners.request(dispatch.owner, claim);
+      reply = await this.#requestClaim(message, dispatch, claim);
     } catch (err) {
       const deliveries = message.info.deliveryCount;
       if (deliveries >= MAX_OWNERLESS_DELIVERIES) {
@@ -467,6 +470,29 @@ export class TaskWorker implements AsyncDisposable {
           this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, ...failureFields(err) }, 'could not hand the outcome to the owner; the task run runs again: restarted by its owner, or, if the owner died, by the process that resumes its flow run');
           return;
         }
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+        backoffMs = Math.min(backoffMs * 2, 2_000);
+      }
+    }
+  }
+
+  /**
+   * The claim, asked again while the server is away for a moment (a reconnect): the owner may
+   * have accepted it and its answer been lost, and it accepts the same claim again. Giving up
+   * at the first failure would leave an attempt the owner counts as running here, which it
+   * would restart as crashed once its heartbeats stayed away.
+   */
+  async #requestClaim(message: JsMsg, dispatch: TaskDispatch, claim: TaskClaim): Promise<BusMessage> {
+    const deadline = Date.now() + CLAIM_RETRY_MS;
+    let backoffMs = 100;
+    for (;;) {
+      try {
+        return await this.#owners.request(dispatch.owner, claim);
+      } catch (err) {
+        // Only a request that went unanswered: an owner that is gone is said at once (no responders).
+        if (!(err instanceof TimeoutError) || Date.now() + backoffMs > deadline || this.#actor.getSnapshot().status === 'done') throw err;
+        // Still being claimed: not delivered to another worker meanwhile.
+        message.working();
         await new Promise((resolve) => setTimeout(resolve, backoffMs));
         backoffMs = Math.min(backoffMs * 2, 2_000);
       }

@@ -60,6 +60,14 @@ export function followHistory(connection: NatsConnection, bus: Bus, subjects: Su
   subjects.eventFilter(filter);
   let current: EventStream | undefined;
   let closed = false;
+  // Subscribed now, not once the history turns out missing: the events of a run started right
+  // after watch() are published before that is known, and the history, made in the background
+  // by the first process that runs flows, may not hold them. Closed once the history is read.
+  let early: EventStream | undefined = subscribeEvents(bus, subjects, filter, logger);
+  const dropEarly = () => {
+    early?.close();
+    early = undefined;
+  };
   // Whatever is read from is opened through here, so that close() reaches it.
   const open = (stream: EventStream): EventStream => {
     current = stream;
@@ -74,6 +82,8 @@ export function followHistory(connection: NatsConnection, bus: Bus, subjects: Su
         const history = open(replayHistory(connection, subjects, filter, since, logger));
         try {
           for await (const event of history) {
+            // The history is there and read: it holds whatever the subscription would give.
+            dropEarly();
             if (alreadyYielded.size > 0 && alreadyYielded.delete(eventKey(event))) continue;
             yield event;
           }
@@ -82,7 +92,8 @@ export function followHistory(connection: NatsConnection, bus: Bus, subjects: Su
           if (!(error instanceof NoHistoryError) || closed) throw error;
           logger.debug({ err: error }, 'no event history to follow yet; watching live events as they are published until there is one');
         }
-        const live = open(subscribeEvents(bus, subjects, filter, logger));
+        const live = open(early ?? subscribeEvents(bus, subjects, filter, logger));
+        early = undefined;
         const until = new HistoryPoll(connection, subjects);
         let historyFound = false;
         void until.found.then((found) => {
@@ -108,6 +119,7 @@ export function followHistory(connection: NatsConnection, bus: Bus, subjects: Su
     close: () => {
       closed = true;
       current?.close();
+      dropEarly();
     },
   };
 }

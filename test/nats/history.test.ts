@@ -2,6 +2,7 @@
  * The event history: `watch({ since })` replays what happened, then follows
  * live events, with no gap and no duplicate, across a server restart too.
  */
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { HistoricRunEvent } from '../../src/history.js';
@@ -120,6 +121,22 @@ describe('event history', () => {
     const all = events.events.filter((e) => e.flowRunId === run.id);
     expect(seen.map(key)).toEqual(all.map(key));
     expect(seen[0]).toMatchObject({ type: 'flow.state', seq: 1 });
+  });
+
+  it('a watch begun with the orchestrator, before its history exists, sees the first run from its first event', async () => {
+    const { connection } = fixture;
+    // A namespace of its own: no history yet, which the orchestrator makes in the background.
+    const fresh = createOrchestrator({ nats: connection, namespace: 'freshhistory', execution: 'local', logger: pino({ level: 'silent' }) });
+    try {
+      const seen = collect(fresh.watch());
+      const run = fresh.start(spread, 2, 0);
+      await run.result();
+      await waitFor(() => seen.some((e) => e.type === 'flow.state' && e.state.name === 'Completed'), 5_000, 'the run');
+      expect(seen.filter((e) => e.type === 'flow.state').map((e) => e.state.name)).toEqual(['Pending', 'Running', 'Completed']);
+      expect(seen.filter((e) => e.type === 'task.state')).toHaveLength(6);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('says clearly that an embedded orchestrator keeps no history', () => {

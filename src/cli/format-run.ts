@@ -8,10 +8,10 @@
  * Times are local, to the second; a run's duration is its latest attempt's,
  * from its first `Running` state to its end (or to now, while it runs).
  */
-import { inspect } from 'node:util';
 import { isTerminal } from '../../actors/state.js';
 import type { FlowRunDetails } from '../durable/run-admin.js';
 import type { FlowRunRecord, RecordedError, TaskRunRecord } from '../durable/records.js';
+import { toJson } from './json.js';
 
 const NONE = '-';
 
@@ -37,7 +37,7 @@ export function formatRunDetails({ run, taskRuns }: FlowRunDetails, now: number)
   if (run.parentId !== undefined) fields.push(['parent', run.parentId]);
   const error = describeError(run);
   if (error !== undefined) fields.push(['error', error]);
-  if (run.state.type === 'COMPLETED' && run.hasResult) fields.push(['result', toOneLineJson(run.result)]);
+  if (run.state.type === 'COMPLETED' && run.hasResult) fields.push(['result', toJson(run.result)]);
   const width = Math.max(...fields.map(([label]) => label.length));
   const lines = [`flow run '${run.name}' (${run.id})`, ...fields.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`), ''];
   if (taskRuns.length === 0) {
@@ -67,14 +67,9 @@ export function describeError(record: { error?: RecordedError; state: FlowRunRec
   return name && !text.startsWith(`${name}:`) ? `${name}: ${text}` : text;
 }
 
-/** A flow's result as `tenaz run` prints it: indented JSON, or inspected when JSON cannot carry it. */
+/** A flow's result as `tenaz run` prints it: JSON indented by two spaces (see `toJson`). */
 export function toResultJson(value: unknown): string {
-  try {
-    return JSON.stringify(value, null, 2) ?? inspect(value);
-  } catch {
-    // A BigInt or a cycle: still show the user what came back.
-    return inspect(value, { depth: 6 });
-  }
+  return toJson(value, 2);
 }
 
 /** `850ms`, `12.3s`, `4m 05s`, `2h 03m`. */
@@ -122,14 +117,6 @@ function indent(text: string): string {
     .split('\n')
     .map((line) => `  ${line}`)
     .join('\n');
-}
-
-function toOneLineJson(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return inspect(value, { depth: 4, breakLength: Infinity });
-  }
 }
 
 /** A message may hold newlines (a stack, zod's issue list); a field must stay one line. */

@@ -16,6 +16,7 @@ import { processStreams, type CliStreams } from './streams.js';
 import { watchCommand, type WatchCommandOptions } from './watch.js';
 import { DEFAULT_WORKER_GRACE_MS, workerCommand, type WorkerCommandOptions } from './worker.js';
 import { refusedPermission } from '../nats/passing-failure.js';
+import { MAX_TIMER_MS } from '../retry.js';
 
 export type { CliStreams } from './streams.js';
 
@@ -41,7 +42,7 @@ export function createProgram(io: CliStreams, onExit: (code: number) => void): C
     .command('run')
     .description('Run a flow from a TypeScript or JavaScript file and print its result as JSON; with NATS, its tasks run on workers.')
     .argument('<file>', 'file that exports the flow, relative to the current directory')
-    .option('-p, --param <key=value>', 'a flow parameter; the value is JSON when it parses, else a string (repeatable)', collect)
+    .option('-p, --param <key=value>', "a flow parameter; the value is JSON when it parses, else a string, and the text as written for a field the flow's zod schema declares a string (repeatable)", collect)
     .option('-f, --flow <name>', 'flow name or export name, when the file exports several flows');
   addConnectionOptions(run, 'run the flow here and its tasks on workers; without it, everything runs in this process');
   addLogOptions(run)
@@ -208,7 +209,8 @@ function addLogOptions(command: Command, defaultLevel = 'info'): Command {
 /**
  * Parses `argv` (as `process.argv`: node, script, then arguments), runs the
  * command and resolves with the exit code: 0 success, 1 a run that did not
- * complete, 2 a usage error. Never throws for user errors.
+ * complete, 2 a usage error, 128 + a signal's number for a run that SIGINT or
+ * SIGTERM cancelled. Never throws for user errors.
  * @example process.exitCode = await main(process.argv);
  */
 export async function main(argv: readonly string[], io: CliStreams = processStreams()): Promise<number> {
@@ -257,6 +259,8 @@ function parsePositiveInteger(value: string): number {
 function parseNonNegativeInteger(value: string): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number of ms, 0 or more.');
+  // The grace period is a timer, and a longer one would fire after 1 ms.
+  if (n > MAX_TIMER_MS) throw new InvalidArgumentError(`expected at most ${MAX_TIMER_MS} ms (about 24.8 days).`);
   return n;
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { flow } from '../api.js';
 import { definitionOf, type FlowDefinition } from '../runtime/definitions.js';
 import { CliError } from './errors.js';
-import { parseParamArgs, parseParamValue, toFlowArgs } from './params.js';
+import { parseParamArgs, parseParamTexts, parseParamValue, toFlowArgs } from './params.js';
 
 const definition = (value: unknown) => definitionOf(value) as FlowDefinition;
 
@@ -37,7 +37,7 @@ describe('toFlowArgs', () => {
 
   it('maps names to positions, leaving out trailing parameters not given', () => {
     expect(toFlowArgs(definition(positional), new Map([['a', 'x']]))).toEqual(['x']);
-    expect(toFlowArgs(definition(positional), new Map<string, unknown>([['c', 'z'], ['a', 'x']]))).toEqual(['x', undefined, 'z']);
+    expect(toFlowArgs(definition(positional), new Map([['c', 'z'], ['a', 'x']]))).toEqual(['x', undefined, 'z']);
     expect(toFlowArgs(definition(positional), new Map())).toEqual([]);
   });
 
@@ -46,12 +46,60 @@ describe('toFlowArgs', () => {
   });
 
   it('names the unknown parameter and the known ones', () => {
-    expect(() => toFlowArgs(definition(positional), new Map([['d', 1]]))).toThrow(/unknown parameter 'd' .*known parameters: a, b, c/);
-    expect(() => toFlowArgs(definition(schema), new Map([['u', 1]]))).toThrow(/unknown parameter 'u' .*known parameters: url, n/);
+    expect(() => toFlowArgs(definition(positional), new Map([['d', '1']]))).toThrow(/unknown parameter 'd' .*known parameters: a, b, c/);
+    expect(() => toFlowArgs(definition(schema), new Map([['u', '1']]))).toThrow(/unknown parameter 'u' .*known parameters: url, n/);
+  });
+
+  it('parses JSON values for positional parameters, as before', () => {
+    expect(toFlowArgs(definition(positional), new Map([['a', '123'], ['b', '2']]))).toEqual([123, 2]);
+  });
+
+  // Regression: `--param label=123` failed with "label: expected string, received number", as
+  // every value was read as JSON first.
+  describe('fields a zod schema declares as strings', () => {
+    const labelled = flow(
+      {
+        name: 'labelled',
+        params: z.object({
+          count: z.number(),
+          label: z.string().default('x'),
+          note: z.string().nullable().optional(),
+          code: z.enum(['1', '2']).optional(),
+          email: z.email().optional(),
+          either: z.union([z.literal('a'), z.string().transform((text) => text.length)]).optional(),
+          tags: z.array(z.string()).optional(),
+        }),
+      },
+      async (params) => params,
+    );
+    const args = (pairs: string[]) => toFlowArgs(definition(labelled), parseParamTexts(pairs));
+
+    it('keep the text as written, while other fields are read as JSON', () => {
+      expect(args(['count=3', 'label=123', 'code=1', 'either=true'])).toEqual([{ count: 3, label: '123', code: '1', either: 'true' }]);
+      expect(args(['count=3', 'label="quoted"', 'note=007'])).toEqual([{ count: 3, label: 'quoted', note: '007' }]);
+      expect(args(['count=3', 'label=true', 'tags=["a","b"]'])).toEqual([{ count: 3, label: 'true', tags: ['a', 'b'] }]);
+    });
+
+    it('keep null for a field that takes null, and the text "null" for one that does not', () => {
+      expect(args(['count=3', 'note=null', 'label=null'])).toEqual([{ count: 3, note: null, label: 'null' }]);
+    });
+
+    it('in a tuple schema, by position', () => {
+      expect(toFlowArgs(definition(tuple), parseParamTexts(['x=123', 'y=4']))).toEqual(['123', 4]);
+    });
+
+    it('hint at quoting when a value read as JSON is refused where a string is wanted', () => {
+      const lazy = flow({ name: 'lazy', params: z.object({ label: z.lazy(() => z.string()) }) }, async ({ label }) => label);
+      expect(() => toFlowArgs(definition(lazy), parseParamTexts(['label=123']))).toThrow(/label: .*\(label=123 was read as JSON; for the text, quote it: --param 'label="123"'\)/);
+      // No hint where quoting would not help.
+      expect(() => args(['count=0', 'code=3'])).toThrow(CliError);
+      expect(() => args(['count=3', 'code=3'])).not.toThrow(/read as JSON/);
+      expect(() => args(['count=3', 'code=1', 'tags=[1]'])).not.toThrow(/read as JSON/);
+    });
   });
 
   it('names the field a schema rejects', () => {
     expect(() => toFlowArgs(definition(schema), new Map([['url', 'nope']]))).toThrow(/invalid parameters for flow 's': url: /);
-    expect(() => toFlowArgs(definition(tuple), new Map<string, unknown>([['x', 'a'], ['y', 'b']]))).toThrow(/invalid parameters for flow 't': y: /);
+    expect(() => toFlowArgs(definition(tuple), new Map([['x', 'a'], ['y', 'b']]))).toThrow(/invalid parameters for flow 't': y: /);
   });
 });

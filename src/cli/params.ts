@@ -16,15 +16,23 @@ export type { ParamValues } from '../runtime/flow-args.js';
  * @example parseParamArgs(['repo=PrefectHQ/prefect', 'limit=5']) // Map { repo => 'PrefectHQ/prefect', limit => 5 }
  */
 export function parseParamArgs(pairs: readonly string[]): ParamValues {
-  const values = new Map<string, unknown>();
+  return parseValues(parseParamTexts(pairs));
+}
+
+/**
+ * Splits repeated `key=value` pairs into each value's text, by key.
+ * @example parseParamTexts(['label=123']) // Map { label => '123' }
+ */
+export function parseParamTexts(pairs: readonly string[]): Map<string, string> {
+  const texts = new Map<string, string>();
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     const key = at < 0 ? '' : pair.slice(0, at).trim();
     if (key === '') throw new CliError(`bad --param '${pair}': expected key=value`);
-    if (values.has(key)) throw new CliError(`parameter '${key}' is given twice`);
-    values.set(key, parseParamValue(pair.slice(at + 1)));
+    if (texts.has(key)) throw new CliError(`parameter '${key}' is given twice`);
+    texts.set(key, pair.slice(at + 1));
   }
-  return values;
+  return texts;
 }
 
 /** A `--param` value: JSON when it parses, else the string itself. */
@@ -37,14 +45,20 @@ export function parseParamValue(text: string): unknown {
 }
 
 /**
- * The argument list for a flow run; a parameter the flow does not take or its
- * schema rejects is a `CliError`, raised before the run starts.
+ * The argument list for a flow run from `--param` texts by key: each value parsed as
+ * `parseParamValue` does, except where the flow's zod schema declares a string, which gets
+ * the text as written. A parameter the flow does not take or its schema rejects is a
+ * `CliError`, raised before the run starts.
  */
-export function toFlowArgs(definition: FlowDefinition, values: ParamValues): unknown[] {
+export function toFlowArgs(definition: FlowDefinition, texts: ReadonlyMap<string, string>): unknown[] {
   try {
-    return mapFlowArgs(definition, values);
+    return mapFlowArgs(definition, parseValues(texts), texts);
   } catch (error) {
     if (error instanceof ParameterValidationError) throw new CliError(error.message, { cause: error });
     throw error;
   }
+}
+
+function parseValues(texts: ReadonlyMap<string, string>): ParamValues {
+  return new Map([...texts].map(([key, text]) => [key, parseParamValue(text)]));
 }

@@ -1,16 +1,17 @@
 /**
  * `tenaz run FILE`: loads the file, starts one of its flows on a fresh
  * orchestrator, waits for the run, prints its result as JSON on stdout (the
- * logs go to stderr) and says by the exit code how it ended (0 Completed, 1 any other final state). With NATS
+ * logs go to stderr) and says by the exit code how it ended (0 Completed, 1 any other final state,
+ * 128 + the signal's number when SIGINT or SIGTERM stopped it). With NATS
  * (`--nats`, `TENAZ_NATS_URL`) the flow runs here and its task runs on workers.
  */
-import { inspect } from 'node:util';
 import { formatState, type RunState } from '../../actors/state.js';
 import { setDefaultOrchestrator } from '../runtime/ambient.js';
 import type { FlowRun } from '../runtime/handles.js';
 import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { toResultJson } from './format-run.js';
 import { assertFlowFile, loadFlowFile } from './load.js';
-import { parseParamArgs, toFlowArgs } from './params.js';
+import { parseParamTexts, toFlowArgs } from './params.js';
 import { selectFlow } from './select.js';
 import { SHUTDOWN_SIGNALS, exitCodeOf } from './shutdown.js';
 import { createCliLogger, type CliStreams } from './streams.js';
@@ -31,7 +32,7 @@ export interface RunCommandOptions extends ConnectionFlags, LogFlags {
  * @example process.exitCode = await runCommand('examples/get-repo-info.ts', { param: ['repo=PrefectHQ/prefect'] }, { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd() });
  */
 export async function runCommand(file: string, options: RunCommandOptions, io: CliStreams): Promise<number> {
-  const values = parseParamArgs(options.param ?? []);
+  const texts = parseParamTexts(options.param ?? []);
   assertFlowFile(file, io.cwd);
   const logger = createCliLogger(io, options);
   const { orchestrator } = await openOrchestrator(options, { command: 'run', logger });
@@ -40,12 +41,13 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   let result: unknown;
   try {
     const exported = selectFlow(await loadFlowFile(file, io.cwd), options.flow, file);
-    const args = toFlowArgs(exported.definition, values);
+    const args = toFlowArgs(exported.definition, texts);
     const run = orchestrator.start(exported.flow, ...args);
-    const state = await waitInterruptibly(run, io);
+    const { state, signal } = await waitInterruptibly(run, io);
     if (state.type !== 'COMPLETED') {
       io.stderr.write(`tenaz: flow run '${run.name}' finished in state ${formatState(state)}\n`);
-      return 1;
+      // As a shell reports a command a signal stopped: scripts tell an interrupted run from a failed one.
+      return signal === undefined ? 1 : exitCodeOf(signal);
     }
     result = await run.result();
   } finally {
@@ -54,32 +56,28 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   }
   // Alone on stdout (logs are on stderr), and after the orchestrator closed, so that on a
   // terminal, where both streams show, the result still comes after the last log line.
-  if (result !== undefined) io.stdout.write(`${toJson(result)}\n`);
+  // Always a JSON document, `null` for undefined, so that `| jq` has one to read.
+  io.stdout.write(`${toResultJson(result)}\n`);
   return 0;
 }
 
-/** The first SIGINT or SIGTERM cancels the run (its tasks see their signals abort); a second one leaves at once. */
-async function waitInterruptibly(run: FlowRun, io: CliStreams): Promise<RunState> {
-  let interrupted = false;
+/**
+ * The first SIGINT or SIGTERM cancels the run (its tasks see their signals abort); a second one leaves at once.
+ * Resolves with the run's final state and the signal that cancelled it, if one did.
+ */
+async function waitInterruptibly(run: FlowRun, io: CliStreams): Promise<{ state: RunState; signal: NodeJS.Signals | undefined }> {
+  let interrupted: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) process.exit(exitCodeOf(signal));
-    interrupted = true;
+    interrupted = signal;
     io.stderr.write(`tenaz: cancelling flow run '${run.name}'; press Ctrl-C again to stop at once\n`);
     run.cancel('interrupted');
   };
   for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal);
   try {
-    return await run.wait();
+    const state = await run.wait();
+    return { state, signal: interrupted };
   } finally {
     for (const signal of SHUTDOWN_SIGNALS) process.off(signal, onSignal);
-  }
-}
-
-function toJson(value: unknown): string {
-  try {
-    return JSON.stringify(value, null, 2) ?? inspect(value);
-  } catch {
-    // A BigInt or a cycle: still show the user what came back.
-    return inspect(value, { depth: 6 });
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { ConnectionFlags, LogFlags } from './connection.js';
 import { formatRunDetails } from './format-run.js';
+import { toJson } from './json.js';
 import { withRunAdmin } from './runs.js';
 import type { CliStreams } from './streams.js';
 
@@ -21,7 +22,7 @@ export interface RunsShowOptions extends ConnectionFlags, LogFlags {
 export async function runsShowCommand(flowRunId: string, options: RunsShowOptions, io: CliStreams): Promise<number> {
   return withRunAdmin('runs show', options, io, async (runs) => {
     const details = await runs.show(flowRunId);
-    io.stdout.write(options.json ? `${JSON.stringify(details)}\n` : `${formatRunDetails(details, Date.now())}\n`);
+    io.stdout.write(options.json ? `${toJson(details)}\n` : `${formatRunDetails(details, Date.now())}\n`);
     return 0;
   });
 }

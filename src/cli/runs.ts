@@ -12,6 +12,7 @@ import { TenazError } from '../errors.js';
 import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { CliError } from './errors.js';
 import { describeError, formatRunTable, toResultJson } from './format-run.js';
+import { toJson } from './json.js';
 import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
 import { createCliLogger, note, type CliStreams } from './streams.js';
 
@@ -90,7 +91,7 @@ export async function runsListCommand(options: RunsListOptions, io: CliStreams):
   return withRunAdmin('runs ls', options, io, async (runs) => {
     const records = await runs.list({ flowName: options.flow, state: options.state?.trim(), limit: options.limit });
     if (options.json) {
-      for (const record of records) io.stdout.write(`${JSON.stringify(record)}\n`);
+      for (const record of records) io.stdout.write(`${toJson(record)}\n`);
     } else if (records.length > 0) {
       io.stdout.write(`${formatRunTable(records, Date.now())}\n`);
     }
@@ -169,9 +170,9 @@ function stoppedWaiting(queued: QueuedFlowRun, error: unknown): never {
 function reportEnd(record: FlowRunRecord, flags: WaitFlags, io: CliStreams): number {
   const completed = record.state.type === 'COMPLETED';
   if (flags.json) {
-    io.stdout.write(`${JSON.stringify(record)}\n`);
+    io.stdout.write(`${toJson(record)}\n`);
   } else if (completed) {
-    if (record.hasResult && record.result !== undefined) io.stdout.write(`${toResultJson(record.result)}\n`);
+    if (record.hasResult) io.stdout.write(`${toResultJson(record.result)}\n`);
   }
   if (!completed) {
     const error = describeError(record);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJsonRun, runTenaz, splitJsonLogs, stackLines } from '../fixtures/cli.js';
+import { TenazProcesses } from '../fixtures/nats/tenaz-process.js';
 
 const SPAWN_TIMEOUT_MS = 30_000;
 
@@ -98,6 +99,58 @@ describe('tenaz command line', { timeout: SPAWN_TIMEOUT_MS }, () => {
     expect(result).toEqual({ words: ['a', 'a'], times: 2, kind: 'number' });
   });
 
+  // Regression: a bigint printed as `12345678901234567890n`, a Map as `{}`, undefined as nothing: not JSON for jq.
+  it('prints every result a flow may return as one JSON document', async () => {
+    const run = (kind: string) => runTenaz(['run', 'test/fixtures/results.ts', '--param', `kind=${kind}`, '--log-level', 'warn']);
+    const bigint = await run('bigint');
+    expect(bigint.code).toBe(0);
+    expect(bigint.stdout).toBe('12345678901234567890\n');
+    const nothing = await run('undefined');
+    expect(nothing.code).toBe(0);
+    expect(nothing.stdout).toBe('null\n');
+    const map = await run('map');
+    expect(map.stdout).toBe(`${JSON.stringify({ a: 1, b: 2 }, null, 2)}\n`);
+    const nested = await run('nested');
+    expect(nested.code).toBe(0);
+    expect(JSON.parse(nested.stdout)).toEqual({
+      big: -98765432109876540000,
+      byName: { a: [1, 2], 3: 'three' },
+      byObject: [[{ k: 1 }, 'object key'], [1, 'bigint key']],
+      clash: [[1, 'number'], ['1', 'string']],
+      date: '1970-01-01T00:00:00.000Z',
+      bytes: [1, 2],
+      text: '"12345678901234567890n"',
+    });
+    // Every digit, as a JSON number.
+    expect(nested.stdout).toContain('"big": -98765432109876543210,');
+  });
+
+  // Regression: values were read as JSON before the schema was looked at, so label=123 was refused as a number.
+  it('keeps a --param value as text where the zod schema declares a string', async () => {
+    const cli = await runTenaz(['run', 'test/fixtures/labelled.ts', '--param', 'count=2', '--param', 'label=123']);
+    expect(cli.code).toBe(0);
+    expect(parseJsonRun(cli).result).toEqual({ count: 2, label: '123' });
+  });
+
+  // Regression: Ctrl-C cancelled the run cleanly but exited 1, as for a run that failed.
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('exits %s as 128 + its number once the run it cancelled has ended', async (signal, exitCode) => {
+    const processes = new TenazProcesses();
+    try {
+      const cli = processes.spawn(['run', 'test/fixtures/waits.ts', '--log-format', 'json']);
+      await cli.waitFor('stderr', /waiting to be cancelled/);
+      cli.signal(signal);
+      expect(await cli.exited).toEqual({ code: exitCode, signal: null });
+      expect(cli.stderr).toMatch(/^tenaz: cancelling flow run '[a-z]+-[a-z]+'; press Ctrl-C again to stop at once$/m);
+      expect(cli.stderr).toMatch(/^tenaz: flow run '[a-z]+-[a-z]+' finished in state Cancelled/m);
+      expect(cli.stdout).toBe('');
+    } finally {
+      await processes.killAll();
+    }
+  });
+
   it('exits 1 and names the final state on stderr when the run fails', async () => {
     const { code, stdout, stderr } = await runTenaz(['run', 'test/fixtures/failing.ts']);
     expect(code).toBe(1);
@@ -138,6 +191,7 @@ describe.concurrent('tenaz command line user errors', { timeout: SPAWN_TIMEOUT_M
     ],
     ['a destructured parameter', () => ['run', 'test/fixtures/destructured.ts', '--param', 'a=1'], /destructured parameter .*zod/],
     ['parameters the zod schema rejects', () => ['run', 'examples/call-api.ts', '--param', 'url=not-a-url'], /invalid parameters for flow 'call-api': url: /],
+    ['a schema field the value does not fit', () => ['run', 'test/fixtures/labelled.ts', '--param', 'count=0'], /invalid parameters for flow 'labelled': count: /],
     ['an unknown option', () => ['run', 'test/fixtures/positional.ts', '--bogus'], /unknown option '--bogus'/],
   ];
 

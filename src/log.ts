@@ -17,7 +17,7 @@ export interface LoggerOptions {
   format?: LogFormat;
   /** @default env TENAZ_LOG_LEVEL or 'info' */
   level?: LevelWithSilent;
-  /** Where lines go. @default stdout */
+  /** Where lines go. @default stderr: a program's own output keeps stdout, as with the CLI */
   destination?: DestinationStream | NodeJS.WritableStream;
   /** Force or forbid colours in the pretty format. @default whether the destination is a terminal */
   colorize?: boolean;
@@ -37,7 +37,7 @@ const LEVEL_COLORS: Record<number, string> = { 10: '90', 20: '90', 30: '36', 40:
 /** Creates the process's root logger. Library code never calls this; it takes a logger from its options. */
 export function createRootLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env.TENAZ_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
-  const destination = options.destination ?? process.stdout;
+  const destination = options.destination ?? process.stderr;
   const requested = options.format ?? (process.env.TENAZ_LOG_FORMAT as LogFormat | undefined) ?? 'auto';
   const isTty = (destination as { isTTY?: boolean }).isTTY === true;
   const format = requested === 'auto' ? (isTty ? 'pretty' : 'json') : requested;

@@ -6,7 +6,7 @@
 import type { ZodType } from 'zod';
 import type { RunState } from '../actors/state.js';
 import { InvalidArgumentError } from './errors.js';
-import { assertNonNegative, assertNonNegativeInteger, validateRetryDelay, type RetryDelay } from './retry.js';
+import { assertNonNegative, assertNonNegativeInteger, assertTimerMs, validateRetryDelay, type RetryDelay } from './retry.js';
 
 /** Decides whether an error may be retried. */
 export type RetryOn = (error: Error) => boolean;
@@ -115,6 +115,16 @@ export const DEFAULT_RESTART_WINDOW_MS = 60_000;
 export const DEFAULT_CANCEL_GRACE_MS = 10_000;
 export const DEFAULT_POOL = 'default';
 
+// Every option a task or flow takes, so that a misspelt one (`retry: 3`) is refused rather
+// than ignored. Records over the interfaces' keys: adding an option without listing it fails to compile.
+type AllKeys<T> = { readonly [K in keyof Required<T>]: true };
+const COMMON_KEYS: AllKeys<CommonOptions> = {
+  name: true, retries: true, retryDelayMs: true, retryJitterFactor: true, retryOn: true, timeoutMs: true, onCompletion: true, onFailure: true, tags: true,
+};
+const TASK_KEYS: ReadonlySet<string> = new Set(Object.keys({ ...COMMON_KEYS, cacheKey: true, cacheExpirationMs: true, pool: true, crashRestarts: true } satisfies AllKeys<TaskOptions>));
+const FLOW_KEYS: ReadonlySet<string> = new Set(Object.keys({ ...COMMON_KEYS, params: true, runName: true, supervisor: true, cancelGraceMs: true } satisfies AllKeys<FlowOptions>));
+const SUPERVISOR_KEYS: ReadonlySet<string> = new Set(Object.keys({ maxRestarts: true, windowMs: true } satisfies AllKeys<SupervisorOptions>));
+
 function toHooks(field: string, value: RunHook | RunHook[] | undefined): RunHook[] {
   const hooks = value === undefined ? [] : Array.isArray(value) ? value : [value];
   hooks.forEach((hook, i) => {
@@ -132,6 +142,7 @@ function resolvePolicy(kind: 'task' | 'flow', options: CommonOptions): ResolvedP
     throw new InvalidArgumentError(`${kind} name must be a non-empty string`);
   }
   const at = `${kind} '${name}':`;
+  assertKnownKeys(`${at} unknown ${kind} option`, options, kind === 'task' ? TASK_KEYS : FLOW_KEYS);
   const retries = options.retries ?? 0;
   assertNonNegativeInteger(`${at} retries`, retries);
   const retryDelayMs = options.retryDelayMs ?? 0;
@@ -141,7 +152,11 @@ function resolvePolicy(kind: 'task' | 'flow', options: CommonOptions): ResolvedP
   if (options.retryOn !== undefined && typeof options.retryOn !== 'function') {
     throw new InvalidArgumentError(`${at} retryOn must be a function`);
   }
-  if (options.timeoutMs !== undefined) assertPositive(`${at} timeoutMs`, options.timeoutMs);
+  if (options.timeoutMs !== undefined) assertTimerMs(`${at} timeoutMs`, options.timeoutMs, { positive: true });
+  const tags = options.tags ?? [];
+  if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string')) {
+    throw new InvalidArgumentError(`${at} tags must be a list of strings, got ${describe(tags)}`);
+  }
   return {
     name,
     retries,
@@ -151,7 +166,7 @@ function resolvePolicy(kind: 'task' | 'flow', options: CommonOptions): ResolvedP
     timeoutMs: options.timeoutMs,
     onCompletion: toHooks(`${at} onCompletion`, options.onCompletion),
     onFailure: toHooks(`${at} onFailure`, options.onFailure),
-    tags: [...(options.tags ?? [])],
+    tags: [...tags],
   };
 }
 
@@ -161,6 +176,7 @@ export function resolveTaskOptions(options: TaskOptions<never[]>): ResolvedTaskO
   if (options.cacheKey !== undefined && typeof options.cacheKey !== 'function') {
     throw new InvalidArgumentError(`${at} cacheKey must be a function of the arguments`);
   }
+  // Not a timer: the store compares an entry's expiry time with the clock, so it may be as long as one likes.
   if (options.cacheExpirationMs !== undefined) assertPositive(`${at} cacheExpirationMs`, options.cacheExpirationMs);
   const crashRestarts = options.crashRestarts ?? 1;
   assertNonNegativeInteger(`${at} crashRestarts`, crashRestarts);
@@ -185,12 +201,18 @@ export function resolveFlowOptions(options: FlowOptions<never>): ResolvedFlowOpt
   if (runName !== undefined && typeof runName !== 'string' && typeof runName !== 'function') {
     throw new InvalidArgumentError(`${at} runName must be a string template or a function`);
   }
-  const maxRestarts = options.supervisor?.maxRestarts ?? DEFAULT_MAX_RESTARTS;
+  const supervisor = options.supervisor ?? {};
+  if (supervisor === null || typeof supervisor !== 'object') {
+    throw new InvalidArgumentError(`${at} supervisor must be an object { maxRestarts, windowMs }, got ${describe(supervisor)}`);
+  }
+  assertKnownKeys(`${at} unknown supervisor option`, supervisor, SUPERVISOR_KEYS);
+  const maxRestarts = supervisor.maxRestarts ?? DEFAULT_MAX_RESTARTS;
   assertNonNegativeInteger(`${at} supervisor.maxRestarts`, maxRestarts);
-  const restartWindowMs = options.supervisor?.windowMs ?? DEFAULT_RESTART_WINDOW_MS;
+  // Not a timer: the supervisor compares restart times with it, so it may be as long as one likes.
+  const restartWindowMs = supervisor.windowMs ?? DEFAULT_RESTART_WINDOW_MS;
   assertPositive(`${at} supervisor.windowMs`, restartWindowMs);
   const cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
-  assertNonNegative(`${at} cancelGraceMs`, cancelGraceMs);
+  assertTimerMs(`${at} cancelGraceMs`, cancelGraceMs);
   return { ...policy, params: options.params as ZodType | undefined, runName, maxRestarts, restartWindowMs, cancelGraceMs };
 }
 
@@ -198,4 +220,44 @@ function assertPositive(field: string, value: unknown): void {
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
     throw new InvalidArgumentError(`${field} must be a positive finite number, got ${String(value)}`);
   }
+}
+
+function assertKnownKeys(what: string, options: object, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(options)) {
+    if (known.has(key)) continue;
+    const closest = closestKey(key, known);
+    throw new InvalidArgumentError(`${what} '${key}'${closest === undefined ? '' : `; did you mean '${closest}'?`} (known: ${[...known].join(', ')})`);
+  }
+}
+
+/**
+ * The known key nearest to a misspelt one, by edit distance, when it is near enough to be the one
+ * meant. A plural also counts in the singular: `retry` is nearer `retries` than `retryOn`.
+ */
+function closestKey(key: string, known: ReadonlySet<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
+  const lower = key.toLowerCase();
+  for (const candidate of known) {
+    const name = candidate.toLowerCase();
+    const distance = Math.min(editDistance(lower, name), editDistance(lower, name.replace(/ies$/, 'y').replace(/s$/, '')));
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'string' ? `${JSON.stringify(value)} (a string)` : String(value);
 }

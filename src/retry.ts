@@ -4,6 +4,12 @@
  */
 import { InvalidArgumentError } from './errors.js';
 
+/**
+ * The longest delay a timer can wait, in ms (2^31 - 1, about 24.8 days). Node's `setTimeout`,
+ * and XState's delays on top of it, fire after 1 ms when given more.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** Delay before the retry that follows `attempt` (1 = the first attempt failed). */
 export type RetryDelayFn = (attempt: number) => number;
 
@@ -38,17 +44,19 @@ export function exponentialBackoff(options: ExponentialBackoffOptions): RetryDel
 /** Checks a retry delay option when a task or flow is defined. */
 export function validateRetryDelay(field: string, delay: RetryDelay): void {
   if (typeof delay === 'function') return;
-  if (typeof delay === 'number') return assertNonNegative(field, delay);
+  if (typeof delay === 'number') return assertTimerMs(field, delay);
   if (!Array.isArray(delay) || delay.length === 0) {
     throw new InvalidArgumentError(`${field} must be a number, a non-empty list of numbers or a function`);
   }
-  delay.forEach((ms, i) => assertNonNegative(`${field}[${i}]`, ms));
+  delay.forEach((ms, i) => assertTimerMs(`${field}[${i}]`, ms));
 }
 
 /**
  * The delay after a failed `attempt`. `jitterFactor` j spreads the delay
  * uniformly over [d * (1 - j), d * (1 + j)], as Prefect's `retry_jitter_factor`.
  * A delay function that throws counts as 0 ms and is reported to `onError`.
+ * A delay over `MAX_TIMER_MS` (a function's, or one that jitter stretched) is
+ * cut to it and reported to `onClamped` with the delay asked for.
  */
 export function computeRetryDelay(
   delay: RetryDelay,
@@ -56,6 +64,7 @@ export function computeRetryDelay(
   jitterFactor: number,
   random: () => number,
   onError: (error: unknown) => void = () => {},
+  onClamped: (requestedMs: number) => void = () => {},
 ): number {
   let ms: number;
   if (typeof delay === 'number') ms = delay;
@@ -69,9 +78,29 @@ export function computeRetryDelay(
     }
   }
   else ms = delay[Math.min(attempt - 1, delay.length - 1)] ?? 0;
-  if (!Number.isFinite(ms) || ms < 0) ms = 0;
-  if (jitterFactor > 0) ms = Math.max(0, ms * (1 + jitterFactor * (2 * random() - 1)));
-  return Math.round(ms);
+  // Infinity is a delay too long, as an unbounded exponentialBackoff reaches: not a retry at once.
+  if (Number.isNaN(ms) || ms < 0) ms = 0;
+  if (jitterFactor > 0 && Number.isFinite(ms)) ms = Math.max(0, ms * (1 + jitterFactor * (2 * random() - 1)));
+  ms = Math.round(ms);
+  if (ms > MAX_TIMER_MS) {
+    // A longer timer would fire after 1 ms.
+    onClamped(ms);
+    return MAX_TIMER_MS;
+  }
+  return ms;
+}
+
+/**
+ * Checks a delay that ends up in a timer: a non-negative number of ms no longer
+ * than `MAX_TIMER_MS`. `positive` also refuses 0.
+ */
+export function assertTimerMs(field: string, value: unknown, { positive = false } = {}): void {
+  if (typeof value !== 'number' || Number.isNaN(value) || (positive ? !(value > 0) : value < 0)) {
+    throw new InvalidArgumentError(`${field} must be a ${positive ? 'positive' : 'non-negative'} number of ms, got ${describeValue(value)}`);
+  }
+  if (value > MAX_TIMER_MS) {
+    throw new InvalidArgumentError(`${field} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer can wait), got ${value}`);
+  }
 }
 
 export function assertNonNegative(field: string, value: unknown): void {

@@ -27,7 +27,7 @@ import type { FlowStateEvent } from '../events.js';
 import type { RecordedFlowRun, RunRecorder } from '../durable/run-recorder.js';
 import { failureFields } from '../nats/passing-failure.js';
 import { subflowRunId, type FlowRunRecord, type RecordedError } from '../durable/records.js';
-import { computeRetryDelay } from '../retry.js';
+import { MAX_TIMER_MS, computeRetryDelay } from '../retry.js';
 import { deferBody, depthOfNewRun, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
 import { createDeferred } from './deferred.js';
 import { LazyAbort } from './lazy-abort.js';
@@ -282,8 +282,13 @@ export class FlowRunRuntime implements RecordedFlowRun {
   /** The machine's `decideRetryDelay`: the flow's retry policy, for the attempt that just failed. */
   retryDelayMs(context: FlowRunContext): number {
     const { retryDelayMs, retryJitterFactor } = this.definition.options;
-    return computeRetryDelay(retryDelayMs, context.attempt, retryJitterFactor, this.#engine.random, (err) =>
-      this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
+    return computeRetryDelay(
+      retryDelayMs,
+      context.attempt,
+      retryJitterFactor,
+      this.#engine.random,
+      (err) => this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
+      (requestedMs) => this.logger.warn({ requestedMs, delayMs: MAX_TIMER_MS }, 'the retry delay is over the timer limit; waiting the limit'),
     );
   }
 

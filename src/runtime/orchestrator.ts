@@ -196,6 +196,7 @@ export class Orchestrator implements AsyncDisposable {
     const namespace = options.namespace ?? process.env.TENAZ_NAMESPACE ?? DEFAULT_NAMESPACE;
     this.#ownsLogger = options.logger === undefined;
     const logger = options.logger ?? createRootLogger();
+    assertLogger(logger);
     const taskRuns = new Map<string, TaskRunRuntime>();
     const flowRuns = new Map<string, FlowRunRuntime>();
     const engineLogger = logger.child({ component: 'tenaz.engine' });
@@ -659,6 +660,17 @@ export interface ConnectOptions extends Omit<OrchestratorOptions, 'nats'> {
   nats?: NatsOption;
 }
 
+/** What tenaz calls on a logger; `{ level: 'silent' }`, options for one rather than one, has none of it. */
+const LOGGER_METHODS = ['child', 'trace', 'debug', 'info', 'warn', 'error', 'fatal', 'isLevelEnabled'] as const;
+
+function assertLogger(logger: unknown): asserts logger is Logger {
+  const missing = LOGGER_METHODS.filter((method) => typeof (logger as Record<string, unknown> | null)?.[method] !== 'function');
+  if (missing.length === 0) return;
+  throw new InvalidArgumentError(
+    `logger must be a pino Logger, such as createRootLogger({ level: 'silent' }); this one has no ${missing.map((m) => `${m}()`).join(', ')}`,
+  );
+}
+
 /**
  * Connects to NATS and creates an orchestrator over it. Without a NATS option
  * (and without TENAZ_NATS_URL) the orchestrator is the embedded one.
@@ -669,6 +681,7 @@ export async function connectOrchestrator(options: ConnectOptions = {}): Promise
   const option = resolveNatsOption(options.nats);
   if (option === undefined) return new Orchestrator({ ...options, nats: undefined });
   const logger = options.logger ?? createRootLogger();
+  assertLogger(logger);
   const { connection, owned } = await connectNats(option, logger.child({ component: 'tenaz.nats' }));
   try {
     const orchestrator = new Orchestrator({ ...options, logger, nats: connection, [OWNED_CONNECTION]: owned });

@@ -25,7 +25,7 @@ import {
 import type { TaskStateEvent } from '../events.js';
 import type { RecordedTaskRun } from '../durable/run-recorder.js';
 import type { RecordedError } from '../durable/records.js';
-import { computeRetryDelay } from '../retry.js';
+import { MAX_TIMER_MS, computeRetryDelay } from '../retry.js';
 import { CACHE_BUCKET } from '../store/store.js';
 import { deferBody, depthOfNewRun, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext, type TaskRunInfo } from './context.js';
 import { createDeferred } from './deferred.js';
@@ -370,8 +370,13 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     const delayMs =
       failure.kind === 'crash'
         ? 0
-        : computeRetryDelay(options.retryDelayMs, context.failures, options.retryJitterFactor, this.#engine.random, (err) =>
-            this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
+        : computeRetryDelay(
+            options.retryDelayMs,
+            context.failures,
+            options.retryJitterFactor,
+            this.#engine.random,
+            (err) => this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
+            (requestedMs) => this.logger.warn({ requestedMs, delayMs: MAX_TIMER_MS }, 'the retry delay is over the timer limit; waiting the limit'),
           );
     this.#supervisor().send({
       type: 'child.failed',

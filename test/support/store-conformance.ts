@@ -3,7 +3,7 @@
  * store and the NATS KV store are held to the same behaviour.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClosedError, RevisionMismatchError } from '../../src/errors.js';
+import { ClosedError, InvalidArgumentError, RevisionMismatchError } from '../../src/errors.js';
 import type { Store } from '../../src/store/store.js';
 
 /** A fresh store, with a clock the test moves when the store takes one. */
@@ -85,6 +85,38 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await store.put('b', `top-${i}`, value);
         expect((await store.get('b', `top-${i}`))?.value, `value ${i}`).toStrictEqual(value);
       }
+    });
+
+    // Regression: the memory store kept and returned the object itself, so a caller that changed a
+    // cached result it got changed what the next cache hit returned (KV values are copies).
+    it('keeps a copy of a value put, and gives a fresh copy on every read', async () => {
+      const { store } = await create();
+      const value = { n: 1, list: [1], map: new Map([['k', { deep: 1 }]]) };
+      await store.put('b', 'k', value);
+      value.n = 2;
+      value.list.push(2);
+      value.map.get('k')!.deep = 2;
+      const first = (await store.get<typeof value>('b', 'k'))!.value;
+      expect(first).toStrictEqual({ n: 1, list: [1], map: new Map([['k', { deep: 1 }]]) });
+      first.n = 3;
+      first.list.push(3);
+      first.map.get('k')!.deep = 3;
+      const second = (await store.get<typeof value>('b', 'k'))!.value;
+      expect(second).not.toBe(first);
+      expect(second).toStrictEqual({ n: 1, list: [1], map: new Map([['k', { deep: 1 }]]) });
+      const [listed] = await store.list<typeof value>('b');
+      expect(listed!.value).not.toBe(second);
+      expect(listed!.value).toStrictEqual(second);
+    });
+
+    it('refuses a value that cannot be serialised with InvalidArgumentError', async () => {
+      const { store } = await create();
+      for (const value of [{ fn: () => 1 }, new (class Point {})(), { s: Symbol('x') }]) {
+        const error = await store.put('b', 'k', value).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InvalidArgumentError);
+        expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      }
+      expect(await store.get('b', 'k')).toBeNull();
     });
 
     it('increases the revision with every write to a key', async () => {

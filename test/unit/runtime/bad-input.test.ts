@@ -9,15 +9,18 @@ import {
   RestartIntensityError,
   TaskTimeoutError,
   UnserializableResultError,
+  createOrchestrator,
   flow,
   getRunContext,
   task,
   type FlowOptions,
   type TaskOptions,
 } from '../../../src/index.js';
+import { MAX_TIMER_MS } from '../../../src/retry.js';
 import { abortableSleep, createFixture, names, recordEvents, rejection, runInFlow, sleep, uniqueName, type Fixture } from './helpers.js';
 
 let fx: Fixture;
+const DAY_MS = 24 * 3600 * 1000;
 
 beforeEach(() => {
   fx = createFixture();
@@ -103,6 +106,10 @@ describe('bad options are refused when a task or flow is defined', () => {
     ['retryDelayMs: -5', { retryDelayMs: -5 }],
     ['retryDelayMs: [10, -1]', { retryDelayMs: [10, -1] }],
     ['timeoutMs: 0', { timeoutMs: 0 }],
+    ['timeoutMs of 30 days, over the 2^31 - 1 ms a timer can wait', { timeoutMs: 30 * DAY_MS }],
+    ['retryDelayMs of 30 days', { retries: 1, retryDelayMs: 30 * DAY_MS }],
+    ['an unknown option (retry for retries)', { retry: 3 }],
+    ['tags given as a string', { tags: 'a' }],
   ];
 
   it.each(cases)('task() with %s throws InvalidArgumentError', (_, options) => {
@@ -123,6 +130,76 @@ describe('bad options are refused when a task or flow is defined', () => {
   ])('task() and flow() with %s throw InvalidArgumentError', (_, options) => {
     expect(() => task(options as TaskOptions, body)).toThrow(InvalidArgumentError);
     expect(() => flow(options as FlowOptions, body)).toThrow(InvalidArgumentError);
+  });
+});
+
+// Regression: timers over 2^31 - 1 ms fired after 1 ms (Node's TimeoutOverflowWarning).
+describe('long timers', () => {
+  it('a task with timeoutMs at the timer limit completes rather than timing out at once', async () => {
+    const slow = task({ name: 'slow', timeoutMs: MAX_TIMER_MS }, async () => {
+      await sleep(30);
+      return 'done';
+    });
+    const { events, caller } = await runInFlow(fx, () => slow());
+    expect(names(events)).toEqual(['Pending', 'Running', 'Completed']);
+    expect(caller).toEqual({ status: 'fulfilled', value: 'done' });
+  });
+
+  it('a retry delay function asking for 30 days waits (cut to the limit) instead of retrying at once', async () => {
+    let calls = 0;
+    const fails = task({ name: 'fails', retries: 1, retryDelayMs: () => 30 * DAY_MS }, async () => {
+      calls++;
+      throw new Error('x');
+    });
+    const recorder = recordEvents(fx.orchestrator);
+    const run = fx.orchestrator.start(flow({ name: uniqueName('long-retry') }, async () => fails()));
+    const waiting = await recorder.until((event) => event.type === 'task.state' && event.state.name === 'AwaitingRetry');
+    const scheduledAt = (waiting.state as { scheduledAt?: number }).scheduledAt;
+    if (scheduledAt !== undefined) expect(scheduledAt - waiting.state.timestamp).toBe(MAX_TIMER_MS);
+    await sleep(100);
+    expect(calls).toBe(1);
+    expect(names(recorder.taskEvents()).at(-1)).toBe('AwaitingRetry');
+    run.cancel();
+    await run.wait();
+    recorder.close();
+  });
+});
+
+// Regression: the embedded store handed out the object it kept, so changing a cached result
+// changed what the next cache hit returned.
+describe('cached results in the embedded store', () => {
+  it('are copies: changing one a call returned changes nothing for the next hit', async () => {
+    let runs = 0;
+    const cached = task({ name: uniqueName('cached'), cacheKey: () => 'same' }, async () => {
+      runs++;
+      return { n: 1, list: [1], map: new Map([['k', 1]]) };
+    });
+    const call = flow({ name: uniqueName('cache') }, async () => cached());
+    const first = await fx.orchestrator.start(call).result();
+    first.n = 2;
+    const hit = await fx.orchestrator.start(call).result();
+    expect(hit).not.toBe(first);
+    hit.n = 3;
+    hit.list.push(3);
+    hit.map.set('k', 3);
+    const next = await fx.orchestrator.start(call).result();
+    expect(runs).toBe(1);
+    expect(next).not.toBe(hit);
+    expect(next).toStrictEqual({ n: 1, list: [1], map: new Map([['k', 1]]) });
+  });
+});
+
+// Regression: `{ logger: { level: 'silent' } }` failed later with `TypeError: logger.child is not a function`.
+describe('the orchestrator logger option', () => {
+  it.each([
+    ['logger options instead of a logger', { level: 'silent' }],
+    ['a string', 'silent'],
+    ['an object with info() only', { info: () => {} }],
+  ])('refuses %s with InvalidArgumentError', (_, logger) => {
+    const create = () => createOrchestrator({ logger: logger as never });
+    expect(create).toThrow(InvalidArgumentError);
+    expect(create).toThrow(/logger must be a pino Logger/);
+    expect(codeOf(create)).toBe('INVALID_ARGUMENT');
   });
 });
 

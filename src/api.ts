@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import type { RunState } from '../actors/state.js';
 import { CancelledError, InvalidArgumentError } from './errors.js';
 import { resolveFlowOptions, resolveTaskOptions, type FlowOptions, type TaskOptions } from './options.js';
+import { assertTimerMs } from './retry.js';
 import { getDefaultOrchestrator } from './runtime/ambient.js';
 import { runContextStorage } from './runtime/context.js';
 import { DEFINITION, registerFlow, registerTask, type FlowDefinition, type TaskDefinition } from './runtime/definitions.js';
@@ -143,6 +144,7 @@ export async function wait<F extends TaskFuture<unknown>>(
   futures: readonly F[],
   options: WaitOptions = {},
 ): Promise<{ done: F[]; notDone: F[] }> {
+  if (options.timeoutMs !== undefined) assertTimerMs('wait() timeoutMs', options.timeoutMs);
   const done = new Set<F>();
   const all = Promise.all(futures.map((future) => future.wait().then(() => void done.add(future))));
   if (options.timeoutMs === undefined) await all;

@@ -21,6 +21,7 @@ import { followHistory, replayHistory, subscribeEvents, type EventStream } from 
 import { jetstreamManager } from '@nats-io/jetstream';
 import { DropCounter } from '../drop-counter.js';
 import { createRootLogger } from '../log.js';
+import { assertTimerMs } from '../retry.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { createKvStore } from '../store/kv.js';
@@ -222,10 +223,12 @@ export class Orchestrator implements AsyncDisposable {
       if (!Number.isFinite(heartbeatTimeoutMs) || heartbeatTimeoutMs < MIN_HEARTBEAT_TIMEOUT_MS) {
         throw new InvalidArgumentError(`heartbeatTimeoutMs must be at least ${MIN_HEARTBEAT_TIMEOUT_MS}, got ${heartbeatTimeoutMs}`);
       }
+      assertTimerMs('heartbeatTimeoutMs', heartbeatTimeoutMs);
       const claimWarningMs = options.claimWarningMs ?? DEFAULT_CLAIM_WARNING_MS;
       if (!Number.isFinite(claimWarningMs) || claimWarningMs <= 0) {
         throw new InvalidArgumentError(`claimWarningMs must be a positive number of ms, got ${claimWarningMs}`);
       }
+      assertTimerMs('claimWarningMs', claimWarningMs);
       // Three heartbeats per timeout: one lost or late heartbeat is not a crash.
       const heartbeatMs = Math.max(30, Math.floor(heartbeatTimeoutMs / 3));
       remote = {
@@ -258,6 +261,7 @@ export class Orchestrator implements AsyncDisposable {
     if (!Number.isFinite(this.#leaseMs) || this.#leaseMs < MIN_LEASE_MS) {
       throw new InvalidArgumentError(`durable.leaseMs must be at least ${MIN_LEASE_MS}, got ${durableOptions.leaseMs}`);
     }
+    assertTimerMs('durable.leaseMs', this.#leaseMs);
     const durable =
       durableOption === false
         ? undefined
@@ -574,8 +578,9 @@ export class Orchestrator implements AsyncDisposable {
   /** Stops taking runs, lets the runs in flight finish within `graceMs`, then closes. */
   async drain(options: DrainOptions = {}): Promise<void> {
     if (this.#state !== 'open') return this.#closedPromise;
-    this.#state = 'draining';
     const graceMs = options.graceMs ?? 30_000;
+    assertTimerMs('drain() graceMs', graceMs);
+    this.#state = 'draining';
     const workers = [...this.#workers].map((worker) => worker.drain({ graceMs }));
     const inFlight = [...this.#engine.flowRuns.values(), ...this.#engine.taskRuns.values()].map((run) => run.settled);
     let timer: NodeJS.Timeout | undefined;

@@ -1,4 +1,7 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { wait } from '../../src/api.js';
+import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { resolveFlowOptions, resolveTaskOptions, type FlowOptions, type TaskOptions } from '../../src/options.js';
 import { MAX_TIMER_MS } from '../../src/retry.js';
@@ -95,5 +98,14 @@ describe('option names and tags', () => {
     const common = { retries: 1, retryDelayMs: [1], retryJitterFactor: 0.1, retryOn: () => true, timeoutMs: 1, onCompletion: hook, onFailure: [hook], tags: ['a'] };
     expect(resolveTask({ ...common, cacheKey: () => 'k', cacheExpirationMs: 1, pool: 'p', crashRestarts: 2 })).not.toThrow();
     expect(resolveFlow({ ...common, runName: 'r', supervisor: { maxRestarts: 1, windowMs: 1 }, cancelGraceMs: 1, params: undefined })).not.toThrow();
+  });
+});
+
+describe('times given to the API that end up in a timer', () => {
+  it('wait({ timeoutMs }) and drain({ graceMs }) over the limit are refused, not fired at once', async () => {
+    await expect(wait([], { timeoutMs: MAX_TIMER_MS + 1 })).rejects.toThrow(/wait\(\) timeoutMs must be at most 2147483647 ms/);
+    const orchestrator = createOrchestrator({ logger: pino({ level: 'silent' }) });
+    await expect(orchestrator.drain({ graceMs: 30 * DAY_MS })).rejects.toThrow(/drain\(\) graceMs must be at most/);
+    await orchestrator.close();
   });
 });

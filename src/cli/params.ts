@@ -59,6 +59,7 @@ export function toFlowArgs(definition: FlowDefinition, texts: ReadonlyMap<string
   }
 }
 
-function parseValues(texts: ReadonlyMap<string, string>): ParamValues {
+/** Each `--param` text read as its value: JSON when it parses, else the text itself. */
+export function parseValues(texts: ReadonlyMap<string, string>): ParamValues {
   return new Map([...texts].map(([key, text]) => [key, parseParamValue(text)]));
 }

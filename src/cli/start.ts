@@ -6,7 +6,7 @@
  */
 import type { ConnectionFlags, LogFlags } from './connection.js';
 import { CliError } from './errors.js';
-import { parseParamArgs } from './params.js';
+import { parseParamTexts, parseValues } from './params.js';
 import { reportQueued, withRunAdmin, type WaitFlags } from './runs.js';
 import { note, type CliStreams } from './streams.js';
 
@@ -38,9 +38,12 @@ export async function startCommand(flowName: string, options: StartCommandOption
  * its parameters as `tenaz run --param` does (the fields of a zod object schema,
  * else the function's parameter names); `--args` gives the argument list itself.
  */
-function toParameters(options: StartCommandOptions): unknown[] | { named: Record<string, unknown> } {
+function toParameters(options: StartCommandOptions): unknown[] | { named: Record<string, unknown>; texts: Record<string, string> } {
   const pairs = options.param ?? [];
-  if (options.args === undefined) return { named: Object.fromEntries(parseParamArgs(pairs)) };
+  if (options.args === undefined) {
+    const texts = parseParamTexts(pairs);
+    return { named: Object.fromEntries(parseValues(texts)), texts: Object.fromEntries(texts) };
+  }
   if (pairs.length > 0) throw new CliError('give the parameters either as --param pairs or as --args, not both');
   let parsed: unknown;
   try {

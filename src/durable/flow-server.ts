@@ -231,7 +231,8 @@ export class FlowServer {
       let parameters = record.parameters;
       if (record.namedParameters !== undefined) {
         try {
-          parameters = toFlowArgs(definition, new Map(Object.entries(record.namedParameters)));
+          const texts = record.namedParameterTexts === undefined ? undefined : new Map(Object.entries(record.namedParameterTexts));
+          parameters = toFlowArgs(definition, new Map(Object.entries(record.namedParameters)), texts);
         } catch (error) {
           const message = (error as Error).message;
           if (await endRun(this.#host, record, revision, 'Failed', { name: 'ParameterValidationError', code: 'PARAMETER_VALIDATION', message })) return;
@@ -242,6 +243,7 @@ export class FlowServer {
         ...r,
         parameters,
         namedParameters: undefined,
+        namedParameterTexts: undefined,
         resumes: previousOwner === undefined ? r.resumes : r.resumes + 1,
       }));
       if (taken === null) continue;

@@ -64,6 +64,11 @@ export interface FlowRunRecord extends RecordBase {
    * flow's parameters, and keeps the result in `parameters`.
    */
   namedParameters?: Record<string, unknown>;
+  /**
+   * The text each named parameter was given as (`--param k=v`): a field the flow's schema
+   * declares a string keeps it as written, where the value read as JSON would be a number.
+   */
+  namedParameterTexts?: Record<string, string>;
   /** The process that moves the run forward; none while the run waits for one (`tenaz start`, retry). */
   owner?: string;
   /** Task and subflow calls made so far: the next call's position. */
@@ -144,6 +149,7 @@ const flowRunRecordSchema = z.looseObject({
   parentId: optional(z.string()),
   parameters: z.array(z.unknown()),
   namedParameters: optional(z.record(z.string(), z.unknown())),
+  namedParameterTexts: optional(z.record(z.string(), z.string())),
   owner: optional(z.string()),
   calls: z.number().int().min(0),
   resumes: z.number().int().min(0),

@@ -161,11 +161,13 @@ export class RunAdmin {
    * Starts a run of the flow named, in whichever live process serves it (now or
    * once one does): the run waits `Scheduled` until then. `parameters` is the flow's
    * argument list, or its parameters by name (`{ named: { repo: 'x' } }`), which the
-   * serving process maps onto the flow's own parameters, as `tenaz run --param` does.
+   * serving process maps onto the flow's own parameters, as `tenaz run --param` does
+   * (`texts`, the text each was given as, if any, for the fields its schema says are strings).
    */
-  async start(flowName: string, parameters: unknown[] | { named: Record<string, unknown> }): Promise<QueuedFlowRun> {
+  async start(flowName: string, parameters: unknown[] | { named: Record<string, unknown>; texts?: Record<string, string> }): Promise<QueuedFlowRun> {
     if (typeof flowName !== 'string' || flowName === '') throw new InvalidArgumentError('a flow run is started by the name of its flow');
     const named = Array.isArray(parameters) ? undefined : parameters?.named;
+    const texts = Array.isArray(parameters) ? undefined : parameters?.texts;
     if (!Array.isArray(parameters) && (named === null || typeof named !== 'object' || Array.isArray(named))) {
       throw new InvalidArgumentError("parameters must be the flow's argument list or { named: { ... } }");
     }
@@ -180,6 +182,7 @@ export class RunAdmin {
       flowName,
       parameters: Array.isArray(parameters) ? parameters : [],
       namedParameters: named,
+      namedParameterTexts: texts,
       calls: 0,
       resumes: 0,
       state,

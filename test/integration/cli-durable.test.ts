@@ -14,6 +14,7 @@ import { HitServer } from '../support/processes.js';
 
 const DURABLE = 'test/fixtures/nats/durable.ts';
 const CHAIN = 'test/fixtures/nats/chain.ts';
+const LABELLED = 'test/fixtures/labelled.ts';
 const SERVING = /^tenaz: serving .* on nats:\/\/127\.0\.0\.1:\d+; concurrency \d+$/m;
 const WATCHING = /^tenaz: watching \S+ on nats:\/\/127\.0\.0\.1:\d+$/m;
 const STARTED = /^tenaz: started flow run '([a-z]+-[a-z]+)' \(([0-9a-f-]{36})\) of flow '([^']+)'$/m;
@@ -280,6 +281,17 @@ describe('tenaz start and tenaz runs over NATS', { timeout: 30_000 }, () => {
     const unknown = await tenaz(processes, ['start', 'chain', '--param', 'colour=red', '--wait']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/ended Failed: ParameterValidationError: unknown parameter 'colour' for flow 'chain'; known parameters: n, ms/);
+  });
+});
+
+describe('tenaz start --param and a zod schema', { timeout: 30_000 }, () => {
+  it('keeps the text of a field the serving flow declares a string, as tenaz run does', async (context) => {
+    const processes = processesOf(context);
+    const worker = processes.spawn(['worker', LABELLED, '--nats', server.url]);
+    await worker.waitFor('stderr', SERVING);
+    const start = await tenaz(processes, ['start', 'labelled', '--param', 'count=2', '--param', 'label=123', '--wait']);
+    expect(start.code, start.stderr).toBe(0);
+    expect(JSON.parse(start.stdout)).toEqual({ count: 2, label: '123' });
   });
 });
 

@@ -61,16 +61,19 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
     if (registeredTasks().size === 0 && !servesFlows) throw new CliError(`no task or flow found in ${file}: define them with task() and flow()`);
     const worker = startWorker(orchestrator, options);
     if (servesFlows) flowOwner = await openFlowOwner(orchestrator, options, logger);
-    const flows = flowOwner === undefined ? undefined : serveFlows(flowOwner);
-    const started = worker.ready().then(
-      () => ({ ok: true as const }),
+    // Both awaited together, so that neither fails unseen while the other is awaited.
+    const started = Promise.all([worker.ready(), flowOwner === undefined ? undefined : serveFlows(flowOwner)]).then(
+      ([, flows]) => ({ ok: true as const, flows }),
       (error: unknown) => ({ ok: false as const, error }),
     );
     // A signal while the worker starts is a drain like any other.
     const first = await Promise.race([started, trap.first]);
     if (typeof first === 'object') {
-      if (!first.ok) throw new CliError(`the worker could not start: ${describe(first.error)}`, { cause: first.error });
-      const flowNames = flows === undefined ? '' : `flow(s) ${(await flows).join(', ')} and `;
+      if (!first.ok) {
+        if (first.error instanceof CliError) throw first.error;
+        throw new CliError(`the worker could not start: ${describe(first.error)}`, { cause: first.error });
+      }
+      const flowNames = first.flows === undefined ? '' : `flow(s) ${first.flows.join(', ')} and `;
       note(io, `serving ${flowNames}${describeTasks(worker)} on ${server}; concurrency ${worker.concurrency}`);
     }
     const why = typeof first === 'string' ? first : await Promise.race([trap.first, worker.closed().then(() => 'stopped' as const)]);
@@ -84,7 +87,10 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
       void closeAll(flowOwner, orchestrator);
     });
     // Flow runs still running when the grace is over are left to a process that serves their flow.
-    await Promise.all([flowOwner?.drain({ graceMs }), orchestrator.drain({ graceMs })]);
+    // The worker's orchestrator owns the connection the flow owner runs on: it closes only once
+    // the flow owner is done, or the flow owner's runs, cut off, could be handed to nobody.
+    await Promise.all([flowOwner?.drain({ graceMs }), worker.drain({ graceMs })]);
+    await orchestrator.drain({ graceMs });
     note(io, `worker stopped after ${worker.stats.finished} task run(s)`);
     return 0;
   } finally {

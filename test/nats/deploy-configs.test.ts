@@ -451,6 +451,11 @@ describe('auth.conf', () => {
     expect(lines.at(-1)).toMatch(/^tenaz: the NATS server refused this user: Permissions Violation for .*; see deploy\/nats\/auth\.conf for what each role may do$/);
     // Logged too, as a line without a stack.
     expect(ls.stderr).not.toMatch(/"stack"|\n\s+at /);
+    // The worker role serving flows too (without --no-flows, an easy slip): one line, no stack, exit 2.
+    const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--nats', url.replace('nats://', 'nats://worker:change-me-worker@')]);
+    expect((await worker.exited).code).toBe(2);
+    expect(worker.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: .*Permissions Violation for Publish to "\$JS\.API\.STREAM\.CREATE\./);
+    expect(worker.stderr).not.toMatch(/\n\s+at /);
   }, 30_000);
 
   it('refuses a wrong password', async () => {

@@ -32,6 +32,7 @@ import { checkRequest, type Bus, type BusMessage, type Delivery, type RequestOpt
 import { parseSubject } from './memory.js';
 import { NatsSubscription } from './nats-subscription.js';
 import { LogThrottle } from '../drop-counter.js';
+import { refusedPermission, toPermissionDenied } from '../nats/passing-failure.js';
 
 /** At most one warning of a kind per second. */
 const WARNING_INTERVAL_MS = 1000;
@@ -450,10 +451,25 @@ export class NatsBus implements Bus {
           const waiters = this.#reconnectWaiters;
           this.#reconnectWaiters = [];
           for (const waiter of waiters) waiter.resolve();
+        } else if (status.type === 'error') {
+          this.#refused(status.error);
         }
       }
     } catch (err) {
       this.#logger.warn({ err }, 'NATS status watch ended');
+    }
+  }
+
+  /**
+   * The server refused this user a publish: the requests waiting on that subject fail now,
+   * with `PermissionDeniedError`, instead of timing out like requests nobody answered (and
+   * being asked again, as a request that timed out may be). The server names only the subject.
+   */
+  #refused(error: unknown): void {
+    const refusal = refusedPermission(error) as (Error & { operation?: unknown; subject?: unknown }) | undefined;
+    if (refusal === undefined || refusal.operation !== 'publish' || typeof refusal.subject !== 'string') return;
+    for (const pending of [...this.#requests.values()]) {
+      if (pending.subject === refusal.subject) pending.settle(toPermissionDenied(refusal));
     }
   }
 

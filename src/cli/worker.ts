@@ -78,6 +78,8 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
     }
     const why = typeof first === 'string' ? first : await Promise.race([trap.first, worker.closed().then(() => 'stopped' as const)]);
     if (why === 'stopped') {
+      // The server refusing this user a worker's rights is the user's to fix, said in one line.
+      if (worker.stopReason !== undefined) throw worker.stopReason;
       note(io, 'the worker stopped by itself; see the log for why');
       return 1;
     }

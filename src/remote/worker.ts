@@ -28,7 +28,9 @@ import {
   ClosedError,
   CrashedError,
   InvalidArgumentError,
+  NoRespondersError,
   PayloadTooLargeError,
+  PermissionDeniedError,
   TaskTimeoutError,
   TimeoutError,
   UnserializableResultError,
@@ -124,6 +126,11 @@ const DEFAULT_GRACE_MS = 30_000;
 const CLAIM_TIMEOUT_MS = 5_000;
 /** How long a worker keeps trying to hand an outcome to an owner that does not answer. */
 const OUTCOME_DELIVERY_MS = 60_000;
+/**
+ * How long an owner may be heard of by nobody (no responders) before the worker stops handing it
+ * an outcome, in ms: long enough for an owner to reconnect after a server restart.
+ */
+const OWNER_GONE_MS = 10_000;
 /** How long a worker asks again for a claim that got no answer (the server away for a moment), in ms. */
 const CLAIM_RETRY_MS = 15_000;
 /** Deliveries of a dispatch whose owner cannot be reached before the dispatch is dropped. */
@@ -153,6 +160,7 @@ export class TaskWorker implements AsyncDisposable {
   #rejectReady!: (error: unknown) => void;
   readonly #actor: Actor<typeof workerMachine>;
   #consuming = false;
+  #stopReason: Error | undefined;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #heartbeatMs = Infinity;
   #finished = 0;
@@ -222,6 +230,18 @@ export class TaskWorker implements AsyncDisposable {
   /** Resolves once the worker has stopped. Never rejects. */
   closed(): Promise<void> {
     return this.#closed;
+  }
+
+  /** Why the worker stopped by itself, when the server refused its user what a worker must do. */
+  get stopReason(): Error | undefined {
+    return this.#stopReason;
+  }
+
+  #refused(error: PermissionDeniedError): void {
+    if (this.#stopReason !== undefined) return;
+    this.#stopReason = error;
+    this.#logger.error({ reason: error.message }, 'the NATS server refuses this user the claims of task runs; the worker stops');
+    void this.close();
   }
 
   /** Stops taking task runs, lets the running ones finish within `graceMs`, hands the rest back, then stops. */
@@ -393,6 +413,12 @@ export class TaskWorker implements AsyncDisposable {
     try {
       reply = await this.#requestClaim(message, dispatch, claim);
     } catch (err) {
+      if (err instanceof PermissionDeniedError) {
+        // No claim of this user's will ever be taken: stop, leaving the dispatch to a worker that can.
+        message.nak();
+        this.#refused(err);
+        return false;
+      }
       const deliveries = message.info.deliveryCount;
       if (deliveries >= MAX_OWNERLESS_DELIVERIES) {
         this.#logger.warn({ ...fields, ...failureFields(err), deliveries }, 'dropped a dispatch whose owner never answered');
@@ -447,6 +473,7 @@ export class TaskWorker implements AsyncDisposable {
   async #deliver(dispatch: TaskDispatch, outcome: TaskOutcome, held?: HeldAttempt): Promise<void> {
     const { connection } = this.#internals;
     const deadline = Date.now() + OUTCOME_DELIVERY_MS;
+    let noOwnerSince: number | undefined;
     let backoffMs = 100;
     for (;;) {
       try {
@@ -466,7 +493,13 @@ export class TaskWorker implements AsyncDisposable {
           continue;
         }
         if (held?.claimAnswer === 'refused') return;
-        if (err instanceof ClosedError || Date.now() > deadline) {
+        // Nobody listens where the owner was: it is gone (its runs resume elsewhere), unless it is
+        // only reconnecting after the server came back, which does not take long.
+        const now = Date.now();
+        if (err instanceof NoRespondersError) noOwnerSince ??= now;
+        else noOwnerSince = undefined;
+        const ownerGone = noOwnerSince !== undefined && now - noOwnerSince > OWNER_GONE_MS;
+        if (err instanceof ClosedError || err instanceof PermissionDeniedError || ownerGone || now > deadline) {
           this.#logger.warn({ taskRunId: dispatch.taskRunId, attempt: dispatch.attempt, ...failureFields(err) }, 'could not hand the outcome to the owner; the task run runs again: restarted by its owner, or, if the owner died, by the process that resumes its flow run');
           return;
         }

@@ -4,7 +4,10 @@
  * have lost), never another worker's. Regression: the repeated claim was refused, the worker
  * gave the attempt up, and the owner restarted it as crashed once no heartbeat came.
  */
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
+import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { task, flow } from '../../src/api.js';
 import { encode, parseMessage } from '../../src/codec.js';
@@ -48,3 +51,42 @@ describe('claims', () => {
     expect(events.taskEvents().map((e) => e.state.name)).toEqual(['Pending', 'Running', 'Completed']);
   });
 });
+
+describe('outcomes', () => {
+  it("stops handing an outcome to an owner that is gone within seconds, freeing the worker's slot (it held it a minute)", { timeout: 30_000 }, async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const bodyStarted = new Promise<void>((resolve) => (started = resolve));
+    const gated = task({ name: 'gated-outcome', pool: 'gone-owner' }, async () => {
+      started();
+      await released;
+      return 'late';
+    });
+    const gatedFlow = flow({ name: 'gated-outcome' }, async () => gated());
+    // The worker in this process, on the fixture's connection; the owner on a connection of its own, closed under it.
+    const local = createOrchestrator({ nats: fixture.connection, execution: 'local', durable: false, logger: pino({ level: 'silent' }) });
+    const ownerConnection = await connect({ servers: fixture.server.url });
+    const owner = createOrchestrator({ nats: ownerConnection, durable: false, logger: pino({ level: 'silent' }) });
+    try {
+      const worker = local.worker({ tasks: [gated], pool: 'gone-owner', concurrency: 1 });
+      await worker.ready();
+      const running = (async () => {
+        for await (const event of owner.watch({ kind: 'task' })) if (event.state.name === 'Running') return;
+      })();
+      void owner.start(gatedFlow).result().catch(() => undefined);
+      // The claim accepted: the owner counts the attempt as running on this worker.
+      await Promise.all([bodyStarted, running]);
+      // Gone without a word, as a process that died: no cancel reaches the worker.
+      await ownerConnection.close();
+      const goneAt = Date.now();
+      release();
+      while (worker.stats.running > 0) await sleep(100);
+      expect(Date.now() - goneAt).toBeLessThan(15_000);
+    } finally {
+      await owner.close();
+      await local.close();
+    }
+  });
+});
+

@@ -31,6 +31,8 @@ import { pino } from 'pino';
 import { connectOrchestrator, flow, task } from '../../src/index.js';
 
 import { TenazProcesses } from '../fixtures/nats/tenaz-process.js';
+import { ensureTasksStream } from '../../src/remote/streams.js';
+import { createSubjects } from '../../src/subjects.js';
 
 const NATS_DIR = fileURLToPath(new URL('../../deploy/nats/', import.meta.url));
 const SINGLE = join(NATS_DIR, 'single.conf');
@@ -455,6 +457,20 @@ describe('auth.conf', () => {
     const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--nats', url.replace('nats://', 'nats://worker:change-me-worker@')]);
     expect((await worker.exited).code).toBe(2);
     expect(worker.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: .*Permissions Violation for Publish to "\$JS\.API\.STREAM\.CREATE\./);
+    expect(worker.stderr).not.toMatch(/\n\s+at /);
+  }, 30_000);
+
+  it('stops a worker whose user may not claim task runs (the observer role), in one line with exit 2, rather than holding up every flow', async (context) => {
+    const processes = new TenazProcesses();
+    context.onTestFinished(() => processes.killAll());
+    const as_ = (user: string) => url.replace('nats://', `nats://${user}:change-me-${user}@`);
+    // The tasks stream, as a worker of the right role would have made it: the observer may not.
+    await ensureTasksStream(await jetstreamManager(await as('worker')), createSubjects());
+    const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--no-flows', '--nats', as_('observer')]);
+    await worker.waitFor('stderr', /^tenaz: serving /m);
+    processes.spawn(['run', 'test/fixtures/nats/chain.ts', '--flow', 'chain', '--param', 'n=2', '--nats', as_('client')]);
+    expect((await worker.exited).code).toBe(2);
+    expect(worker.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: the NATS server refused this user: Permissions Violation for Publish to "tenaz\.owner\./);
     expect(worker.stderr).not.toMatch(/\n\s+at /);
   }, 30_000);
 

@@ -244,6 +244,12 @@ function permissionViolation(error: unknown): string | undefined {
 
 /** Runs `main` and exits the process with its code once stdout and stderr have been written out. */
 export async function runCli(argv: readonly string[] = process.argv): Promise<never> {
+  // A reader that stops reading (`| head`) closes the pipe: the rest of the output is not
+  // wanted, which is no error of ours. Anything else stays as loud as it was.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(0);
+  });
   const code = await main(argv);
   // An exit right away would drop output still queued on a pipe; keep-alive sockets would otherwise hold the process.
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise((done) => s.write('', done))));

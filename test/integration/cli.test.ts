@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,16 @@ describe('tenaz command line', { timeout: SPAWN_TIMEOUT_MS }, () => {
     });
     // Every digit, as a JSON number.
     expect(nested.stdout).toContain('"big": -98765432109876543210,');
+  });
+
+  // Regression: a reader that stopped early (`| head`) crashed the command with an EPIPE stack and exit 1.
+  it('ends quietly, exit 0, when the reader of its output stops reading', async () => {
+    const script = 'node bin/tenaz.js run test/fixtures/results.ts --param kind=large --log-level warn | head -c 10 > /dev/null; echo "exit ${PIPESTATUS[0]}"';
+    const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+      execFile('bash', ['-c', script], { timeout: SPAWN_TIMEOUT_MS }, (error, out, err) => (error ? reject(error) : resolve({ stdout: out, stderr: err }))),
+    );
+    expect(stdout.trim()).toBe('exit 0');
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
   });
 
   // Regression: values were read as JSON before the schema was looked at, so label=123 was refused as a number.

@@ -156,10 +156,12 @@ export class FlowRunRuntime implements RecordedFlowRun {
    * Another process holds the run now (its record moved on without us): stop
    * it here, without a word to observers or to the record, which are theirs.
    */
-  fence(reason: string): void {
+  fence(reason: string, options: { handedOver?: boolean } = {}): void {
     if (this.#finished || this.#fenced) return;
     this.#fenced = true;
-    this.logger.error(`Flow run '${this.name}' stops in this process: ${reason}`);
+    // Handed over by this process as it closes, it is no failure: the run goes on elsewhere.
+    if (options.handedOver === true) this.logger.info(`Flow run '${this.name}' is handed over: ${reason}`);
+    else this.logger.error(`Flow run '${this.name}' stops in this process: ${reason}`);
     this.crash(reason);
   }
 
@@ -171,7 +173,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
       return;
     }
     const where = this.parent ? this.parent.logger : this.#engine.engineLogger;
-    if (this.#startedBy !== undefined) where.info(this.#startedBy);
+    if (this.#startedBy !== undefined) where.info({ flowRunId: this.id }, this.#startedBy);
     else where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
     // A subflow starts on the next turn of the event loop: a flow that calls itself
     // before its first await then recurses through the loop, not the stack, and stays cancellable.
@@ -448,10 +450,13 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.#supervisor?.stop();
     // A durable run settles once its end is recorded.
     const recorded = this.#fenced ? undefined : this.#engine.durable?.flowSettled(this);
-    void Promise.all([recorded, this.#runHooks(state)]).finally(() => {
+    // Nor its hooks: the process that goes on with a fenced run runs them at its real end.
+    void Promise.all([recorded, this.#fenced ? undefined : this.#runHooks(state)]).finally(() => {
       this.parent?.removeChild(this);
       this.#settled.resolve(state);
     });
+    // A fenced run's end here is not its end, which another process tells: the fence said why it stopped.
+    if (this.#fenced) return;
     // Logged after settling is arranged, so that a failing logger cannot leave the run unsettled.
     const failed = state.type !== 'COMPLETED' && state.name !== 'Cancelled';
     const shown = state.message === undefined ? state : { name: state.name, message: `Flow run encountered an exception: ${state.errorName}: ${state.message}` };

@@ -622,7 +622,7 @@ export class Orchestrator implements AsyncDisposable {
       if (run.parent) continue;
       // A durable run that another live process serves is left to it: it resumes the run
       // once this process's lease is gone. Any other run ends here, Crashed.
-      if (this.#directory?.servers(run.flowName).some((owner) => owner !== this.ownerId)) run.fence('this process closed; a process that serves the flow resumes it');
+      if (this.#directory?.servers(run.flowName).some((owner) => owner !== this.ownerId)) run.fence('this process closed; a process that serves the flow resumes it', { handedOver: true });
       else run.crash('the orchestrator was closed');
       settling.push(run.settled);
     }

@@ -204,6 +204,33 @@ describe('the flow queue', { timeout: 20_000 }, () => {
   });
 });
 
+describe('an owner that closes with a run in flight', { timeout: 20_000 }, () => {
+  it('hands the run to a live peer serving its flow, saying so at info level, with no Crashed end nor failure hook of its own', async () => {
+    const ownerLog = createMemoryLogger();
+    let failureHooks = 0;
+    const slowStep = task({ name: 'handed-step' }, async (ms: number) => {
+      await sleep(ms, undefined, { signal: getRunContext().signal });
+      return ms;
+    });
+    const handed = flow({ name: 'handed', onFailure: () => void (failureHooks += 1) }, async () => (await slowStep(300)) + (await slowStep(10)));
+    const { owner, standby, close } = await ownerAndStandby(ownerLog.logger);
+    try {
+      await Promise.all([owner.serveFlows({ flows: [handed] }), standby.serveFlows({ flows: [handed] })]);
+      const run = owner.start(handed);
+      await sleep(100);
+      await owner.close();
+      await expect(run.result()).rejects.toMatchObject({ code: 'CRASHED' });
+      const record = await standby.runs.wait(run.id);
+      expect(record).toMatchObject({ state: { name: 'Completed' }, result: 310 });
+      expect(ownerLog.records.find((r) => r.msg === `Flow run '${run.name}' is handed over: this process closed; a process that serves the flow resumes it`)).toMatchObject({ level: 30 });
+      expect(ownerLog.records.filter((r) => r.level >= 50)).toEqual([]);
+      expect(failureHooks).toBe(0);
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe('a resumed flow run with a subflow', { timeout: 20_000 }, () => {
   it('runs the same subflow run again, reading back the task runs it had completed', async () => {
     const { owner, standby: server2, kill, close } = await ownerAndStandby();

@@ -22,7 +22,7 @@ export function formatRunTable(runs: readonly FlowRunRecord[], now: number): str
 }
 
 /** A flow run, field by field, then its task runs in call order. */
-export function formatRunDetails({ run, taskRuns }: FlowRunDetails, now: number): string {
+export function formatRunDetails({ run, taskRuns, subflows }: FlowRunDetails, now: number): string {
   const fields: Array<[string, string]> = [
     ['flow', run.flowName],
     ['state', run.state.name],
@@ -40,20 +40,23 @@ export function formatRunDetails({ run, taskRuns }: FlowRunDetails, now: number)
   if (run.state.type === 'COMPLETED' && run.hasResult) fields.push(['result', toJson(run.result)]);
   const width = Math.max(...fields.map(([label]) => label.length));
   const lines = [`flow run '${run.name}' (${run.id})`, ...fields.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`), ''];
-  if (taskRuns.length === 0) {
+  if (taskRuns.length === 0 && subflows.length === 0) {
     lines.push('no task runs');
   } else {
-    lines.push(`task runs (${taskRuns.length}):`);
-    const rows = taskRuns.map((task) => [
-      task.position === undefined ? NONE : String(task.position),
-      task.name,
-      task.state.name,
-      String(task.attempt),
-      task.worker ?? NONE,
-      formatSpan(task, now),
-      describeError(task) ?? '',
-    ]);
-    lines.push(indent(formatTable(['#', 'NAME', 'STATE', 'ATTEMPT', 'WORKER', 'DURATION', 'ERROR'], rows)));
+    const title = subflows.length === 0 ? `task runs (${taskRuns.length}):` : `task runs (${taskRuns.length}) and subflow runs (${subflows.length}), in call order:`;
+    lines.push(title);
+    // A subflow run's own task runs are shown by `runs show` of its id, which its row gives.
+    const calls = [
+      ...taskRuns.map((task) => ({
+        position: task.position ?? -1,
+        row: [task.position === undefined ? NONE : String(task.position), task.name, task.state.name, String(task.attempt), task.worker ?? NONE, formatSpan(task, now), describeError(task) ?? ''],
+      })),
+      ...subflows.map(({ position, run: subflow }) => ({
+        position,
+        row: [String(position), `${subflow.name} (subflow '${subflow.flowName}', ${subflow.id})`, subflow.state.name, String(subflow.attempt), NONE, formatSpan(subflow, now), describeError(subflow) ?? ''],
+      })),
+    ].sort((a, b) => a.position - b.position);
+    lines.push(indent(formatTable(['#', 'NAME', 'STATE', 'ATTEMPT', 'WORKER', 'DURATION', 'ERROR'], calls.map((call) => call.row))));
   }
   return lines.join('\n');
 }

@@ -28,6 +28,7 @@ import {
   journalKey,
   parseFlowRunRecord,
   readFlowRunRecord,
+  subflowRunId,
   parseTaskRunRecord,
   type ActiveEntry,
   type FlowRunRecord,
@@ -47,6 +48,8 @@ export interface RunListFilter {
 export interface FlowRunDetails {
   run: FlowRunRecord;
   taskRuns: TaskRunRecord[];
+  /** The subflow runs it called, with their place among its calls (`runs show` on one shows its task runs). */
+  subflows: Array<{ position: number; run: FlowRunRecord }>;
 }
 
 /** A flow run started by name: it runs in a process that serves its flow. */
@@ -140,21 +143,34 @@ export class RunAdmin {
   async show(flowRunId: string): Promise<FlowRunDetails> {
     const run = await this.get(flowRunId);
     const taskRuns: TaskRunRecord[] = [];
+    const subflows: FlowRunDetails['subflows'] = [];
     // Positions are dense from 0; a running flow's count may lag behind its record, so read on until a gap.
     for (let start = 0; ; start += READS_AT_ONCE) {
       const positions = Array.from({ length: READS_AT_ONCE }, (_, i) => start + i);
       const entries = await Promise.all(positions.map((position) => this.#host.store.get(JOURNAL_BUCKET, journalKey(flowRunId, position))));
+      // A call with no journal entry was a subflow (or is not made yet): its run has an id of its own.
+      const subflowEntries = await Promise.all(
+        positions.map((position, i) => (entries[i] === null ? this.#host.store.get(RUNS_BUCKET, subflowRunId(flowRunId, position)) : null)),
+      );
       let found = 0;
       for (const [i, entry] of entries.entries()) {
-        if (entry === null) continue;
+        const position = positions[i]!;
+        const subflow = subflowEntries[i];
+        if (entry === null && (subflow === null || subflow === undefined)) continue;
         found += 1;
+        if (entry === null) {
+          const record = parseFlowRunRecord(subflow!.value);
+          if (record === null) this.#garbled.drop({ bucket: RUNS_BUCKET, key: subflowRunId(flowRunId, position) });
+          else subflows.push({ position, run: record });
+          continue;
+        }
         const record = parseTaskRunRecord(entry.value);
-        if (record === null) this.#garbled.drop({ bucket: JOURNAL_BUCKET, key: journalKey(flowRunId, positions[i]!) });
+        if (record === null) this.#garbled.drop({ bucket: JOURNAL_BUCKET, key: journalKey(flowRunId, position) });
         else taskRuns.push(record);
       }
       if (found === 0 && start + READS_AT_ONCE >= run.calls) break;
     }
-    return { run, taskRuns };
+    return { run, taskRuns, subflows };
   }
 
   /**

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { flow, task } from '../../../src/api.js';
 import { ResultTooLargeError } from '../../../src/errors.js';
 import { createFixture, type Fixture } from './helpers.js';
+import { formatRunDetails } from '../../../src/cli/format-run.js';
 
 let fixture: Fixture | undefined;
 afterEach(async () => {
@@ -24,6 +25,9 @@ const pipeline = flow({ name: 'embedded-pipeline' }, async (n: number) => {
   const doubled = await Promise.all(Array.from({ length: n }, (_, i) => double(i)));
   return { total: doubled.reduce((a, b) => a + b, 0), again: await flaky(7, { left: 1 }) };
 });
+
+const child = flow({ name: 'embedded-child' }, async (x: number) => double(x));
+const withSubflow = flow({ name: 'embedded-with-subflow' }, async () => (await double(1)) + (await child(2)) + (await double(3)));
 
 describe('durable runs in memory', () => {
   it('records every flow run and task run with its history, result and call position', async () => {
@@ -67,5 +71,19 @@ describe('durable runs in memory', () => {
     fixture = createFixture();
     expect(await fixture.orchestrator.start(pipeline, 1).result()).toEqual({ total: 0, again: 7 });
     expect(() => fixture!.orchestrator.runs).toThrow(/durable/);
+  });
+
+  // Regression: `runs show` left the subflow call out: its task runs were numbered 0 and 2, nothing said what 1 was.
+  it('shows the subflow runs a flow run called beside its task runs, in call order', async () => {
+    fixture = createFixture({ durable: true });
+    const { orchestrator } = fixture;
+    const run = orchestrator.start(withSubflow);
+    expect(await run.result()).toBe(12);
+    const details = await orchestrator.runs.show(run.id);
+    expect(details.taskRuns.map((t) => t.position)).toEqual([0, 2]);
+    expect(details.subflows).toEqual([{ position: 1, run: expect.objectContaining({ flowName: 'embedded-child', parentId: run.id, state: expect.objectContaining({ name: 'Completed' }) }) }]);
+    const text = formatRunDetails(details, Date.now());
+    expect(text).toMatch(/task runs \(2\) and subflow runs \(1\), in call order:/);
+    expect(text).toMatch(new RegExp(`\\n\\s+1\\s+${details.subflows[0]!.run.name} \\(subflow 'embedded-child', ${details.subflows[0]!.run.id}\\)\\s+Completed`));
   });
 });

@@ -70,7 +70,7 @@ async function waitInterruptibly(run: FlowRun, io: CliStreams): Promise<{ state:
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) process.exit(exitCodeOf(signal));
     interrupted = signal;
-    io.stderr.write(`tenaz: cancelling flow run '${run.name}'; press Ctrl-C again to stop at once\n`);
+    io.stderr.write(`tenaz: ${signal}: cancelling flow run '${run.name}'; send it again (Ctrl-C) to stop at once\n`);
     run.cancel('interrupted');
   };
   for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal);

@@ -154,7 +154,7 @@ describe('tenaz command line', { timeout: SPAWN_TIMEOUT_MS }, () => {
       await cli.waitFor('stderr', /waiting to be cancelled/);
       cli.signal(signal);
       expect(await cli.exited).toEqual({ code: exitCode, signal: null });
-      expect(cli.stderr).toMatch(/^tenaz: cancelling flow run '[a-z]+-[a-z]+'; press Ctrl-C again to stop at once$/m);
+      expect(cli.stderr).toMatch(new RegExp(`^tenaz: ${signal}: cancelling flow run '[a-z]+-[a-z]+'; send it again \\(Ctrl-C\\) to stop at once$`, 'm'));
       expect(cli.stderr).toMatch(/^tenaz: flow run '[a-z]+-[a-z]+' finished in state Cancelled/m);
       expect(cli.stdout).toBe('');
     } finally {

@@ -32,7 +32,7 @@ import { checkRequest, type Bus, type BusMessage, type Delivery, type RequestOpt
 import { parseSubject } from './memory.js';
 import { NatsSubscription } from './nats-subscription.js';
 import { LogThrottle } from '../drop-counter.js';
-import { refusedPermission, toPermissionDenied } from '../nats/passing-failure.js';
+import { failureFields, refusedPermission, toPermissionDenied } from '../nats/passing-failure.js';
 
 /** At most one warning of a kind per second. */
 const WARNING_INTERVAL_MS = 1000;
@@ -222,7 +222,8 @@ export class NatsBus implements Bus {
     sub.attach(raw);
     this.#subs.add(sub);
     void raw.closed.then((reason) => {
-      if (reason instanceof Error) this.#logger.warn({ err: reason, subject }, 'subscription closed by the server');
+      // A refused permission is the user's role, told once more by the connection: one line, no stack.
+      if (reason instanceof Error) this.#logger.warn({ ...failureFields(reason), subject }, 'subscription closed by the server');
       sub.end();
     });
     return sub;
@@ -381,7 +382,7 @@ export class NatsBus implements Bus {
 
   #receive(sub: NatsSubscription, err: Error | null, msg: Msg): void {
     if (err !== null) {
-      this.#logger.warn({ err, subject: sub.subject }, 'subscription error');
+      this.#logger.warn({ ...failureFields(err), subject: sub.subject }, 'subscription error');
       return;
     }
     this.#stats.received++;

@@ -111,6 +111,13 @@ export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrch
       durable,
       replicas: flags.replicas,
     });
+    // A user that may not keep the history (the observer role) may not run flows either: said
+    // now, in one line, rather than by a run that fails on every step it tries to dispatch.
+    const refusal = command === 'run' ? orchestrator[INTERNAL].historyRefusal() : undefined;
+    if (refusal !== undefined) {
+      await orchestrator.close();
+      throw refusal;
+    }
     const listen = orchestrator.nats?.getServer();
     return { orchestrator, server: listen ? `nats://${listen}` : url };
   } catch (error) {

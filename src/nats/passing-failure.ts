@@ -43,7 +43,8 @@ export function isClosingFailure(error: unknown): boolean {
  * connection closing) in one line as `reason`; anything else as `err`, with its stack.
  */
 export function failureFields(error: unknown): { reason: string } | { err: unknown } {
-  return isPassingFailure(error) || isClosingFailure(error) ? { reason: describeFailure(error) } : { err: error };
+  // A refused permission is the user's role, not a bug: its stack would say nothing more.
+  return isPassingFailure(error) || isClosingFailure(error) || isRefusedPermission(error) ? { reason: describeFailure(error) } : { err: error };
 }
 
 /**

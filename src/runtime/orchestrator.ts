@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { Bus, BusMessage, Delivery, Subscription } from '../bus/bus.js';
 import { createMemoryBus } from '../bus/memory.js';
 import { createNatsBus } from '../bus/nats.js';
-import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError } from '../errors.js';
+import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError, type PermissionDeniedError } from '../errors.js';
 import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
@@ -39,7 +39,7 @@ import { RunAdmin } from '../durable/run-admin.js';
 import { enqueueFlowRun } from '../durable/flow-queue.js';
 import type { FlowRunRecord } from '../durable/records.js';
 import { endLostTaskRuns, type ResumedFlowRun } from '../durable/lost-task-runs.js';
-import { failureFields } from '../nats/passing-failure.js';
+import { failureFields, toPermissionDenied } from '../nats/passing-failure.js';
 
 export interface OrchestratorOptions {
   /** Prefix of every subject, to keep several deployments apart. @default env TENAZ_NAMESPACE or 'tenaz' */
@@ -164,6 +164,8 @@ export const INTERNAL = Symbol.for('tenaz.orchestrator.internal');
 export interface OrchestratorInternals {
   /** Settles once the event history stream exists, or could not be made. Never rejects. */
   historyReady(): Promise<void>;
+  /** Once `historyReady` settled: why the server refused this user the history, if it did (a role that may not run flows). */
+  historyRefusal(): PermissionDeniedError | undefined;
   submitTask(definition: TaskDefinition, args: unknown[], flowRun: FlowRunRuntime | undefined): TaskRunRuntime;
   startFlow(definition: FlowDefinition, args: unknown[], parent: FlowRunRuntime | undefined): FlowRunRuntime;
 }
@@ -189,6 +191,7 @@ export class Orchestrator implements AsyncDisposable {
   #controlDrops: DropCounter | undefined;
   /** Settles once the history stream exists (or could not be made). */
   #historyReady: Promise<void> = Promise.resolve();
+  #historyRefusal: PermissionDeniedError | undefined;
   #state: 'open' | 'draining' | 'closed' = 'open';
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
@@ -322,7 +325,10 @@ export class Orchestrator implements AsyncDisposable {
     const history = this.#historyOption;
     this.#historyReady = jetstreamManager(nats)
       .then((jsm) => ensureEventsStream(jsm, subjects, history, this.#replicas))
-      .catch((err: unknown) => engineLogger.warn({ err }, 'could not create the event history stream; events are not kept'));
+      .catch((err: unknown) => {
+        this.#historyRefusal = toPermissionDenied(err);
+        engineLogger.warn(failureFields(err), 'could not create the event history stream; events are not kept');
+      });
   }
 
   /** Flow runs owned here can be cancelled from any process (`tenaz runs cancel`): listen once there is one. */
@@ -557,6 +563,7 @@ export class Orchestrator implements AsyncDisposable {
 
   readonly [INTERNAL]: OrchestratorInternals = {
     historyReady: () => this.#historyReady,
+    historyRefusal: () => this.#historyRefusal,
     submitTask: (definition, args, flowRun) => {
       // A draining orchestrator still serves the runs in flight.
       this.#check(flowRun !== undefined);

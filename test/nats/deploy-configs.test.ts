@@ -453,6 +453,11 @@ describe('auth.conf', () => {
     expect(lines.at(-1)).toMatch(/^tenaz: the NATS server refused this user: Permissions Violation for .*; see deploy\/nats\/auth\.conf for what each role may do$/);
     // Logged too, as a line without a stack.
     expect(ls.stderr).not.toMatch(/"stack"|\n\s+at /);
+    // A role that may not run flows trying to: one line, exit 2, before any run is made.
+    const run = processes.spawn(['run', 'test/fixtures/nats/chain.ts', '--flow', 'chain', '--param', 'n=2', '--nats', observer]);
+    expect((await run.exited).code).toBe(2);
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: the NATS server refused this user: Permissions Violation for Publish to "\$JS\.API\.STREAM\.CREATE\./);
+    expect(run.stderr).not.toMatch(/\n\s+at |"stack"/);
     // The worker role serving flows too (without --no-flows, an easy slip): one line, no stack, exit 2.
     const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--nats', url.replace('nats://', 'nats://worker:change-me-worker@')]);
     expect((await worker.exited).code).toBe(2);

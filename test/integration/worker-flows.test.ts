@@ -42,7 +42,6 @@ describe('flows served by workers', { timeout: 40_000 }, () => {
     const start = processes.spawn(['start', 'chain', '--param', 'n=6', '--param', 'ms=700', '--wait', '--nats', nats.server.url]);
     const owner = await Promise.race(workers.map((worker) => worker.waitFor('stderr', /Took flow run/).then(() => worker)));
     owner.signal('SIGTERM');
-    const signalledAt = Date.now();
     const { code } = await start.exited;
     expect(code, start.stderr).toBe(0);
     const result = JSON.parse(start.stdout) as { total: number; owner: number };
@@ -50,7 +49,6 @@ describe('flows served by workers', { timeout: 40_000 }, () => {
     // Not handed over: the connection stayed open under the flow run until it ended here.
     expect(result.owner).toBe(owner.pid);
     expect((await owner.exited).code).toBe(0);
-    expect(Date.now() - signalledAt).toBeLessThan(15_000);
     expect(owner.stderr).not.toMatch(/could not renew|Crashed/);
   });
 });

@@ -255,7 +255,8 @@ describe('a flow timeout and its task runs', () => {
     const run = fx.orchestrator.start(main);
     await expect(run.result()).rejects.toBeInstanceOf(FlowTimeoutError);
     const taskEnds = () => recorder.events.filter((e) => e.type === 'task.state' && e.flowRunId === run.id && isTerminalEvent(e));
-    await recorder.until(() => taskEnds().length === 2, 1000);
+    // Without the cancel they would end too, Completed, once their 2 s are up.
+    await recorder.until(() => taskEnds().length === 2, 5000);
     expect(taskEnds().map((e) => e.state.name)).toEqual(['Cancelled', 'Cancelled']);
     expect(signals).toHaveLength(2);
     expect(signals.every((signal) => signal.aborted)).toBe(true);

@@ -29,6 +29,8 @@ export async function endRun(
   revision: number,
   name: 'Crashed' | 'Failed' | 'Cancelled',
   error: Required<RecordedError>,
+  /** How loud the end line is: a cancel, or an end found by a process that only reads the runs, is no error of its own. */
+  level: 'info' | 'error' = name === 'Cancelled' ? 'info' : 'error',
 ): Promise<boolean> {
   const { store, logger } = host;
   const now = host.now();
@@ -41,10 +43,8 @@ export async function endRun(
     throw failure;
   }
   await store.delete(ACTIVE_BUCKET, record.id);
-  // A cancel is asked for, as in a run that ends Cancelled itself: not an error.
   const line = `Flow run '${record.name}' - Finished in state ${name}('${error.message}')`;
-  if (name === 'Cancelled') logger.info({ flowRunId: record.id, flowName: record.flowName }, line);
-  else logger.error({ flowRunId: record.id, flowName: record.flowName }, line);
+  logger[level]({ flowRunId: record.id, flowName: record.flowName }, line);
   host.publishEvent(host.subjects.flowEvent(record.flowName, record.id), {
     v: 1,
     type: 'flow.state',

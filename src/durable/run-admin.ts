@@ -350,7 +350,8 @@ export class RunAdmin {
       if (live.some((lease) => lease.ownerId === record.owner)) continue;
       if (live.some((lease) => lease.flows.includes(record.flowName))) continue;
       const message = `its process stopped, and no live process serves flow '${record.flowName}' to resume it`;
-      if (await endRun(this.#host, record, revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message })) {
+      // Told by what is listed (or shown), and at info level: the reader did nothing wrong.
+      if (await endRun(this.#host, record, revision, 'Crashed', { name: 'CrashedError', code: 'CRASHED', message }, 'info')) {
         const updated = await readFlowRunRecord(this.#host.store, record.id, this.#garbled);
         if (typeof updated !== 'string') ended.set(record.id, updated.record);
       }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vit
 import { connectOrchestrator, type Orchestrator } from '../../src/index.js';
 import { TenazProcesses, type TenazProcess } from '../fixtures/nats/tenaz-process.js';
 import { HitServer } from '../support/processes.js';
+import { createMemoryLogger } from '../unit/runtime/helpers.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import type { FlowRunRecord } from '../../src/durable/records.js';
 import { isTerminal, type RunState } from '../../actors/state.js';
@@ -45,12 +46,12 @@ interface Scene {
   stepHits(index: number): number;
 }
 
-async function scene(context: TestContext): Promise<Scene> {
+async function scene(context: TestContext, adminLogger = silentLogger()): Promise<Scene> {
   const namespace = `durable${++namespaces}`;
   const processes = new TenazProcesses();
   const hits = new HitServer();
   await hits.start();
-  const admin = await connectOrchestrator({ nats: server.url, namespace, durable: true, execution: 'local', logger: silentLogger() });
+  const admin = await connectOrchestrator({ nats: server.url, namespace, durable: true, execution: 'local', logger: adminLogger });
   context.onTestFinished(async () => {
     await processes.killAll();
     await admin.close();
@@ -219,7 +220,8 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
 
 describe('durable flow runs when every process died', { timeout: 40_000 }, () => {
   it('shows Crashed, not Running, a run whose process died while no tenaz process watched', async (context) => {
-    const { hits, admin, run, serveTasks } = await scene(context);
+    const adminLog = createMemoryLogger('info');
+    const { hits, admin, run, serveTasks } = await scene(context, adminLog.logger);
     const worker = await serveTasks();
     const owner = run('durable-steps', 100, 200);
     await hits.until((hit) => hit.what === 'step-1');
@@ -234,6 +236,9 @@ describe('durable flow runs when every process died', { timeout: 40_000 }, () =>
     });
     expect(crashed.id).toBe(running!.id);
     expect(crashed.error?.message).toMatch(/no live process serves flow 'durable-steps'/);
+    // The reader that ended it says so at info level: listing runs is no error of its own.
+    const line = adminLog.records.find((r) => /Finished in state Crashed/.test(r.msg));
+    expect(line).toMatchObject({ level: 30, flowRunId: crashed.id });
   });
 });
 

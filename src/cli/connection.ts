@@ -6,6 +6,7 @@
  */
 import type { LevelWithSilent, Logger } from 'pino';
 import { TenazError } from '../errors.js';
+import type { NatsConnectOptions } from '../nats/connection.js';
 import type { LogFormat } from '../log.js';
 import { INTERNAL, connectOrchestrator, createOrchestrator, type Orchestrator } from '../runtime/orchestrator.js';
 import { createSubjects, DEFAULT_NAMESPACE } from '../subjects.js';
@@ -19,6 +20,16 @@ export interface ConnectionFlags {
   namespace?: string;
   /** Copies of each stream and KV bucket this process creates. @default env TENAZ_REPLICAS or 1 */
   replicas?: number;
+  /** A NATS credentials file (JWT and nkey seed), for an account server's users. @default env TENAZ_NATS_CREDS */
+  natsCreds?: string;
+  /** A file holding a user's nkey seed. @default env TENAZ_NATS_NKEY */
+  natsNkey?: string;
+  /** A CA certificate (PEM) to trust the server's TLS certificate by. @default env TENAZ_NATS_TLS_CA */
+  natsTlsCa?: string;
+  /** A client certificate (PEM), for a server that asks for one (with `natsTlsKey`). @default env TENAZ_NATS_TLS_CERT */
+  natsTlsCert?: string;
+  /** The client certificate's key (PEM). @default env TENAZ_NATS_TLS_KEY */
+  natsTlsKey?: string;
 }
 
 /** `--log-format` and `--log-level`. */
@@ -76,6 +87,21 @@ export function natsUrlOf(flags: ConnectionFlags): string | undefined {
   return url;
 }
 
+/** The credentials files and TLS files the flags name, as connection options; none when no flag names one. */
+function credentialsOf(flags: ConnectionFlags): Pick<NatsConnectOptions, 'credsFile' | 'nkeySeedFile' | 'tls'> {
+  const options: Pick<NatsConnectOptions, 'credsFile' | 'nkeySeedFile' | 'tls'> = {};
+  if (flags.natsCreds) options.credsFile = flags.natsCreds;
+  if (flags.natsNkey) options.nkeySeedFile = flags.natsNkey;
+  if (flags.natsTlsCa || flags.natsTlsCert || flags.natsTlsKey) {
+    if (Boolean(flags.natsTlsCert) !== Boolean(flags.natsTlsKey)) throw new CliError('--nats-tls-cert and --nats-tls-key go together');
+    options.tls = {
+      ...(flags.natsTlsCa ? { caFile: flags.natsTlsCa } : {}),
+      ...(flags.natsTlsCert ? { certFile: flags.natsTlsCert, keyFile: flags.natsTlsKey } : {}),
+    };
+  }
+  return options;
+}
+
 /** The namespace the flags ask for, checked as the runtime will check it. */
 export function namespaceOf(flags: ConnectionFlags): string {
   const namespace = flags.namespace?.trim() || DEFAULT_NAMESPACE;
@@ -104,7 +130,7 @@ export async function openOrchestrator(flags: ConnectionFlags, options: OpenOrch
   }
   try {
     const orchestrator = await connectOrchestrator({
-      nats: { servers: url, name: `tenaz ${command}`, connectTimeoutMs: CLI_CONNECT_TIMEOUT_MS },
+      nats: { servers: url, name: `tenaz ${command}`, connectTimeoutMs: CLI_CONNECT_TIMEOUT_MS, ...credentialsOf(flags) },
       logger,
       namespace,
       execution,

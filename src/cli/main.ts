@@ -191,7 +191,13 @@ function addConnectionOptions(command: Command, usage: string): Command {
       new Option('--replicas <n>', 'copies of each JetStream stream and KV bucket this process creates: 3 on a three-node cluster (default: 1)')
         .argParser(parseReplicas)
         .env(REPLICAS_ENV),
-    );
+    )
+    // User and password, or a token, go in the URL (nats://user:pass@host:4222, nats://token@host:4222).
+    .addOption(new Option('--nats-creds <file>', 'NATS credentials file (JWT and nkey seed) to authenticate with').env('TENAZ_NATS_CREDS'))
+    .addOption(new Option('--nats-nkey <file>', 'file holding the nkey seed to authenticate with').env('TENAZ_NATS_NKEY'))
+    .addOption(new Option('--nats-tls-ca <file>', "CA certificate (PEM) to trust the server's TLS certificate by; use tls:// URLs").env('TENAZ_NATS_TLS_CA'))
+    .addOption(new Option('--nats-tls-cert <file>', 'client certificate (PEM), for a server that asks for one').env('TENAZ_NATS_TLS_CERT'))
+    .addOption(new Option('--nats-tls-key <file>', "the client certificate's key (PEM)").env('TENAZ_NATS_TLS_KEY'));
 }
 
 function parseReplicas(value: string): number {

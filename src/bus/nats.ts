@@ -32,7 +32,7 @@ import { checkRequest, type Bus, type BusMessage, type Delivery, type RequestOpt
 import { parseSubject } from './memory.js';
 import { NatsSubscription } from './nats-subscription.js';
 import { LogThrottle } from '../drop-counter.js';
-import { failureFields, refusedPermission, toPermissionDenied } from '../nats/passing-failure.js';
+import { failureFields, refusedPublish } from '../nats/passing-failure.js';
 
 /** At most one warning of a kind per second. */
 const WARNING_INTERVAL_MS = 1000;
@@ -467,10 +467,10 @@ export class NatsBus implements Bus {
    * being asked again, as a request that timed out may be). The server names only the subject.
    */
   #refused(error: unknown): void {
-    const refusal = refusedPermission(error) as (Error & { operation?: unknown; subject?: unknown }) | undefined;
-    if (refusal === undefined || refusal.operation !== 'publish' || typeof refusal.subject !== 'string') return;
+    const refused = refusedPublish(error);
+    if (refused === undefined) return;
     for (const pending of [...this.#requests.values()]) {
-      if (pending.subject === refusal.subject) pending.settle(toPermissionDenied(refusal));
+      if (pending.subject === refused.subject) pending.settle(refused.error);
     }
   }
 

@@ -78,3 +78,14 @@ export function toPermissionDenied(error: unknown): PermissionDeniedError | unde
   const where = match?.[2] === undefined ? 'a subject it needs' : `'${match[2]}'`;
   return new PermissionDeniedError(`the NATS user is not allowed to ${verb} ${where}; see deploy/nats/auth.conf for what each role may do`, { cause: error });
 }
+
+/**
+ * A publish the server refused this user, from a connection's error status: the subject (the
+ * server names nothing else, so every publish waiting on it is refused alike) and the error
+ * to fail them with. `undefined` for any other status error.
+ */
+export function refusedPublish(error: unknown): { subject: string; error: PermissionDeniedError } | undefined {
+  const refusal = refusedPermission(error) as (Error & { operation?: unknown; subject?: unknown }) | undefined;
+  if (refusal === undefined || refusal.operation !== 'publish' || typeof refusal.subject !== 'string') return undefined;
+  return { subject: refusal.subject, error: toPermissionDenied(refusal)! };
+}

@@ -11,8 +11,8 @@
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
-import { ClosedError, NoRespondersError, TimeoutError, type PermissionDeniedError } from '../errors.js';
-import { refusedPermission, toPermissionDenied } from './passing-failure.js';
+import { ClosedError, NoRespondersError, TimeoutError } from '../errors.js';
+import { refusedPublish } from './passing-failure.js';
 
 /** The status code of the server's reply to a publish nobody (no stream) takes. */
 const NO_RESPONDERS_STATUS = 503;
@@ -135,14 +135,12 @@ export class StreamPublisher {
    * fails, as the server refuses them all alike (a user's permissions are per subject).
    */
   #refused(error: Error): void {
-    const refusal = refusedPermission(error) as (Error & { operation?: unknown; subject?: unknown }) | undefined;
-    if (refusal === undefined || refusal.operation !== 'publish' || typeof refusal.subject !== 'string') return;
-    let denied: PermissionDeniedError | undefined;
+    const refused = refusedPublish(error);
+    if (refused === undefined) return;
     for (const [reply, pending] of this.#pending) {
-      if (pending.subject !== refusal.subject) continue;
+      if (pending.subject !== refused.subject) continue;
       this.#pending.delete(reply);
-      denied ??= toPermissionDenied(refusal)!;
-      pending.reject(denied);
+      pending.reject(refused.error);
     }
   }
 

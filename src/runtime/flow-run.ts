@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { FlowRunContext, flowRunMachine } from '../../actors/flow-run.js';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
-import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common.js';
+import { hooksFor, makeCrashedState, makeRunState, retryDelayOf, runHooks } from './run-common.js';
 import { findUnserializable } from '../codec.js';
 import {
   CancelledError,
@@ -27,7 +27,6 @@ import type { FlowStateEvent } from '../events.js';
 import type { RecordedFlowRun, RunRecorder } from '../durable/run-recorder.js';
 import { failureFields } from '../nats/passing-failure.js';
 import { subflowRunId, type FlowRunRecord, type RecordedError } from '../durable/records.js';
-import { MAX_TIMER_MS, computeRetryDelay } from '../retry.js';
 import { deferBody, depthOfNewRun, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext } from './context.js';
 import { createDeferred } from './deferred.js';
 import { LazyAbort } from './lazy-abort.js';
@@ -273,25 +272,17 @@ export class FlowRunRuntime implements RecordedFlowRun {
     const children = [...this.#children];
     queueMicrotask(() => {
       controller?.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
-      for (const child of children) child.cancel(reason);
+      cancelAll(children, reason);
     });
   }
 
   #cancelChildRuns(reason: string): void {
-    for (const child of this.#children) child.cancel(reason);
+    cancelAll(this.#children, reason);
   }
 
   /** The machine's `decideRetryDelay`: the flow's retry policy, for the attempt that just failed. */
   retryDelayMs(context: FlowRunContext): number {
-    const { retryDelayMs, retryJitterFactor } = this.definition.options;
-    return computeRetryDelay(
-      retryDelayMs,
-      context.attempt,
-      retryJitterFactor,
-      this.#engine.random,
-      (err) => this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
-      (requestedMs) => this.logger.warn({ requestedMs, delayMs: MAX_TIMER_MS }, 'the retry delay is over the timer limit; waiting the limit'),
-    );
+    return retryDelayOf(this.definition.options, context.attempt, this.#engine.random, this.logger);
   }
 
   /** Called by the machine's `startBody` action: one attempt of the flow function, its outcome sent as an event. */
@@ -538,4 +529,8 @@ function startedByLine(record: FlowRunRecord, flowName: string): string {
   if (record.state.name !== 'Scheduled') return `Resuming flow run '${record.name}' of flow '${flowName}'`;
   if (record.attempt > 1) return `Retrying flow run '${record.name}' of flow '${flowName}' (attempt ${record.attempt})`;
   return `Created flow run '${record.name}' for flow '${flowName}'`;
+}
+
+function cancelAll(children: Iterable<ChildRun>, reason: string): void {
+  for (const child of children) child.cancel(reason);
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { STATE_TYPE_BY_NAME, type RunState, type StateError, type StateName } from '../../actors/state.js';
 import { CrashedError, toWireError } from '../errors.js';
 import type { HookInfo, ResolvedPolicy, RunHook } from '../options.js';
+import { MAX_TIMER_MS, computeRetryDelay } from '../retry.js';
 
 /** States that carry the failure that led to them. */
 const FAILURE_STATES: ReadonlySet<StateName> = new Set<StateName>(['AwaitingRetry', 'Failed', 'TimedOut', 'Crashed', 'Cancelled']);
@@ -50,6 +51,21 @@ export async function runHooks(hooks: RunHook[], info: HookInfo, logger: Logger,
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * The delay before the retry after failed attempt `attempt`, by the run's policy; a delay
+ * function that throws, or a delay past the longest timer, is told in the run's log.
+ */
+export function retryDelayOf(policy: ResolvedPolicy, attempt: number, random: () => number, logger: Logger): number {
+  return computeRetryDelay(
+    policy.retryDelayMs,
+    attempt,
+    policy.retryJitterFactor,
+    random,
+    (err) => logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
+    (requestedMs) => logger.warn({ requestedMs, delayMs: MAX_TIMER_MS }, 'the retry delay is over the timer limit; waiting the limit'),
+  );
 }
 
 /** The `Crashed` state of a run whose actor failed inside tenaz with `err`. */

@@ -6,7 +6,7 @@
 import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
-import { hooksFor, makeCrashedState, makeRunState, runHooks } from './run-common.js';
+import { hooksFor, makeCrashedState, makeRunState, retryDelayOf, runHooks } from './run-common.js';
 import { HEARTBEAT_LOST_ERROR, type TaskRunContext, type taskRunMachine } from '../../actors/task-run.js';
 import type { RemoteTaskRun } from '../remote/dispatcher.js';
 import { WIRE_VERSION, type TaskOutcome } from '../remote/messages.js';
@@ -25,7 +25,6 @@ import {
 import type { TaskStateEvent } from '../events.js';
 import type { RecordedTaskRun } from '../durable/run-recorder.js';
 import type { RecordedError } from '../durable/records.js';
-import { MAX_TIMER_MS, computeRetryDelay } from '../retry.js';
 import { CACHE_BUCKET } from '../store/store.js';
 import { deferBody, depthOfNewRun, invokeBody, runContextStorage, type FlowRunInfo, type InternalRunContext, type TaskRunInfo } from './context.js';
 import { createDeferred } from './deferred.js';
@@ -370,14 +369,7 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     const delayMs =
       failure.kind === 'crash'
         ? 0
-        : computeRetryDelay(
-            options.retryDelayMs,
-            context.failures,
-            options.retryJitterFactor,
-            this.#engine.random,
-            (err) => this.logger.error({ err }, 'retryDelayMs threw; retrying without delay'),
-            (requestedMs) => this.logger.warn({ requestedMs, delayMs: MAX_TIMER_MS }, 'the retry delay is over the timer limit; waiting the limit'),
-          );
+        : retryDelayOf(options, context.failures, this.#engine.random, this.logger);
     this.#supervisor().send({
       type: 'child.failed',
       childId: this.id,

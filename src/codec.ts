@@ -38,11 +38,20 @@ export function toWireValue<V>(value: V): V {
   return (holdsMap(value, 0) ? withWireMaps(value, 0) : value) as V;
 }
 
-/** Deeper than this, values are left as they are (and findUnserializable has already vetted them). */
-const MAX_DEPTH = 1_000;
+/**
+ * How deeply containers (arrays, plain objects, Maps, Sets) may nest in a value that
+ * travels on the wire or into the store: a linked list of 256 nodes passes, one of 257 is
+ * refused. msgpackr encodes and decodes by recursion, and on Node's default stack overflows
+ * at about 525 nested Maps (each travels as an extension holding arrays), 700 Sets, 1,400
+ * arrays or 3,900 objects; half the shallowest of these leaves room for the stack its caller
+ * already uses. `findUnserializable` refuses deeper values, so nothing ever encodes one.
+ * Dates and byte arrays are leaves: they add no level.
+ */
+export const MAX_NESTING_DEPTH = 256;
 
+// Only values findUnserializable has vetted come here; the depth bound is a guard, never reached.
 function holdsMap(value: unknown, depth: number): boolean {
-  if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return false;
+  if (value === null || typeof value !== 'object' || depth > MAX_NESTING_DEPTH) return false;
   if (value instanceof Map) return true;
   if (Array.isArray(value)) return value.some((item) => holdsMap(item, depth + 1));
   if (value instanceof Set) return [...value].some((item) => holdsMap(item, depth + 1));
@@ -52,7 +61,7 @@ function holdsMap(value: unknown, depth: number): boolean {
 }
 
 function withWireMaps(value: unknown, depth: number): unknown {
-  if (value === null || typeof value !== 'object' || depth > MAX_DEPTH) return value;
+  if (value === null || typeof value !== 'object' || depth > MAX_NESTING_DEPTH) return value;
   const next = (item: unknown) => withWireMaps(item, depth + 1);
   if (value instanceof Map) return new WireMap(Array.from(value, ([key, item]) => [next(key), next(item)]));
   if (Array.isArray(value)) return value.map(next);
@@ -93,12 +102,13 @@ export function parseMessage(bytes: Uint8Array): BusMessage | null {
 /**
  * Where a value cannot be serialised: a path such as `result.items[2].fn (a function)`,
  * or `null` when the whole value can. Plain data only: primitives, bigint,
- * Date, Uint8Array, arrays, Maps, Sets and plain objects, without cycles.
+ * Date, Uint8Array, arrays, Maps, Sets and plain objects, without cycles, nested at most
+ * `MAX_NESTING_DEPTH` levels deep. Never overflows the stack, however deep the value.
  */
 export function findUnserializable(value: unknown, path = 'result'): string | null {
   // Nearly every value is plain data: checked first without building the paths only a failure needs.
-  if (typeof value !== 'object' || value === null ? isPlainValue(value) : isPlainObject(value, new Set())) return null;
-  return walk(value, path, new Set());
+  if (isPlain(value, new Set())) return null;
+  return walk(value, { root: path, segments: [] }, new Set());
 }
 
 /** `walk(...) === null` for a primitive or a function. */
@@ -106,10 +116,13 @@ function isPlainValue(value: unknown): boolean {
   return typeof value !== 'function' && typeof value !== 'symbol';
 }
 
-/** `walk(...) === null`, without the paths: the same rules, in the same order. */
+/**
+ * `walk(...) === null`, without the paths: the same rules, in the same order. `seen` holds the
+ * containers around `object`, so its size is the depth, and recursion stops at `MAX_NESTING_DEPTH`.
+ */
 function isPlainObject(object: object, seen: Set<object>): boolean {
   if (object instanceof Date || object instanceof Uint8Array) return true;
-  if (seen.has(object)) return false;
+  if (seen.has(object) || seen.size >= MAX_NESTING_DEPTH) return false;
   seen.add(object);
   try {
     if (Array.isArray(object)) {
@@ -137,7 +150,36 @@ function isPlain(value: unknown, seen: Set<object>): boolean {
   return typeof value !== 'object' || value === null ? isPlainValue(value) : isPlainObject(value, seen);
 }
 
-function walk(value: unknown, path: string, seen: Set<object>): string | null {
+/**
+ * Where `walk` is: the root's name and the steps from it (`.key`, `[2]`, `<entry>`), kept
+ * apart so that only a failure joins them, and a deep one is shortened.
+ */
+interface WalkPath {
+  readonly root: string;
+  readonly segments: string[];
+}
+
+/** Past this many steps, a path shows its first and last few: the middle of a deep path says nothing. */
+const MAX_PATH_SEGMENTS = 12;
+const PATH_HEAD_SEGMENTS = 8;
+const PATH_TAIL_SEGMENTS = 3;
+
+function formatPath({ root, segments }: WalkPath): string {
+  if (segments.length <= MAX_PATH_SEGMENTS) return root + segments.join('');
+  return `${root}${segments.slice(0, PATH_HEAD_SEGMENTS).join('')}…${segments.slice(-PATH_TAIL_SEGMENTS).join('')}`;
+}
+
+/** `walk` one step down: into `value` at `segment`. */
+function walkInto(value: unknown, segment: string, path: WalkPath, seen: Set<object>): string | null {
+  path.segments.push(segment);
+  try {
+    return walk(value, path, seen);
+  } finally {
+    path.segments.pop();
+  }
+}
+
+function walk(value: unknown, path: WalkPath, seen: Set<object>): string | null {
   switch (typeof value) {
     case 'string':
     case 'number':
@@ -146,42 +188,44 @@ function walk(value: unknown, path: string, seen: Set<object>): string | null {
     case 'undefined':
       return null;
     case 'function':
-      return `${path} (a function)`;
+      return `${formatPath(path)} (a function)`;
     case 'symbol':
-      return `${path} (a symbol)`;
+      return `${formatPath(path)} (a symbol)`;
   }
   if (value === null || value instanceof Date || value instanceof Uint8Array) return null;
   const object = value as object;
-  if (seen.has(object)) return `${path} (a circular reference)`;
+  if (seen.has(object)) return `${formatPath(path)} (a circular reference)`;
+  // `seen` holds the containers around this one: its size is the depth.
+  if (seen.size >= MAX_NESTING_DEPTH) return `${formatPath(path)} (nested more than ${MAX_NESTING_DEPTH} levels deep)`;
   seen.add(object);
   try {
     if (Array.isArray(object)) {
       for (let i = 0; i < object.length; i++) {
-        const found = walk(object[i], `${path}[${i}]`, seen);
+        const found = walkInto(object[i], `[${i}]`, path, seen);
         if (found) return found;
       }
       return null;
     }
     if (object instanceof Map) {
       for (const [key, entry] of object) {
-        const found = walk(key, `${path}<key>`, seen) ?? walk(entry, `${path}.get(${describeKey(key)})`, seen);
+        const found = walkInto(key, '<key>', path, seen) ?? walkInto(entry, `.get(${describeKey(key)})`, path, seen);
         if (found) return found;
       }
       return null;
     }
     if (object instanceof Set) {
       for (const entry of object) {
-        const found = walk(entry, `${path}<entry>`, seen);
+        const found = walkInto(entry, '<entry>', path, seen);
         if (found) return found;
       }
       return null;
     }
     const proto = Object.getPrototypeOf(object);
     if (proto !== Object.prototype && proto !== null) {
-      return `${path} (an instance of ${proto?.constructor?.name ?? 'a class'})`;
+      return `${formatPath(path)} (an instance of ${proto?.constructor?.name ?? 'a class'})`;
     }
     for (const key of Object.keys(object)) {
-      const found = walk((object as Record<string, unknown>)[key], `${path}.${key}`, seen);
+      const found = walkInto((object as Record<string, unknown>)[key], `.${key}`, path, seen);
       if (found) return found;
     }
     return null;

@@ -33,6 +33,7 @@ import { LazyAbort } from './lazy-abort.js';
 import type { FlowDefinition } from './definitions.js';
 import type { Engine, SupervisorActor } from './engine.js';
 import { generateRunName } from '../names.js';
+import { parameterNames } from './signature.js';
 
 
 /** A run started by a flow run: a task run or a subflow. */
@@ -501,8 +502,17 @@ export class FlowRunRuntime implements RecordedFlowRun {
     try {
       if (typeof template === 'function') return String(template(...this.#args));
       if (typeof template === 'string') {
-        const params = (this.#args[0] ?? {}) as Record<string, unknown>;
-        return template.replace(/\{(\w+)\}/g, (_, key: string) => String(params[key] ?? `{${key}}`));
+        // Placeholders name the flow's parameters: the fields of its single argument where a schema
+        // (not a tuple) validates that argument, else the flow function's own parameters, by position.
+        const schema = this.definition.options.params;
+        const fields = schema && !(schema instanceof z.ZodTuple) ? ((this.#args[0] ?? {}) as Record<string, unknown>) : undefined;
+        const positions = fields ? [] : parameterNames(this.definition.fn);
+        const valueOf = (key: string): unknown => {
+          if (fields) return fields[key];
+          const position = positions.indexOf(key);
+          return position < 0 ? undefined : this.#args[position];
+        };
+        return template.replace(/\{(\w+)\}/g, (_, key: string) => String(valueOf(key) ?? `{${key}}`));
       }
     } catch {
       // A broken run-name function must not stop the run; fall back to a generated name.

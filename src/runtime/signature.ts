@@ -2,104 +2,114 @@
  * Reads the parameter names of a flow function from its source text, so that
  * `--param repo=x` can reach `async (repo, apiBase = '...') => ...`. Only plain
  * identifiers can be named this way; destructured and rest parameters cannot.
+ * The source is parsed with acorn: defaults may hold any expression (regular
+ * expressions, templates, nested functions), which only a real parser reads right.
  */
+import { parse, type Expression, type Function as FunctionNode, type Options, type Pattern } from 'acorn';
 
 /** One parameter of a function, as `parseParameters` sees it. */
 export type ParameterInfo =
   | { kind: 'identifier'; name: string }
   | { kind: 'destructured' | 'rest'; text: string };
 
-const IDENTIFIER = /^[\p{L}\p{Nl}$_][\p{L}\p{Nl}\p{Mn}\p{Mc}\p{Nd}\p{Pc}$\u200c\u200d]*/u;
+const PARSE_OPTIONS: Options = {
+  ecmaVersion: 'latest',
+  // Sloppy mode, as a function's own source may be; the wrappers below keep it an expression.
+  sourceType: 'script',
+  // The function compiled already: only its shape matters here, not checks that need its module
+  // (`import.meta`) or its class (`this.#field`) around it.
+  allowImportExportEverywhere: true,
+  checkPrivateFields: false,
+};
+
+/**
+ * `fn.toString()` is the function's own source text, which is not always an expression on its own:
+ * each wrapper fits one form, tried in order, and names where the function is in what it parses to.
+ */
+interface Wrapper {
+  readonly prefix: string;
+  readonly suffix: string;
+  functionIn(expression: Expression): FunctionNode | null;
+}
+
+const WRAPPERS: readonly Wrapper[] = [
+  // Arrow functions, function expressions and declarations, async and generator ones.
+  {
+    prefix: '(',
+    suffix: '\n)',
+    functionIn: (expression) =>
+      expression.type === 'ArrowFunctionExpression' || expression.type === 'FunctionExpression' ? expression : null,
+  },
+  // Method shorthand (`run(a) {}`, `async *items(a) {}`), in sloppy mode as an object literal's.
+  {
+    prefix: '({',
+    suffix: '\n})',
+    functionIn: (expression) => {
+      if (expression.type !== 'ObjectExpression' || expression.properties.length !== 1) return null;
+      const [property] = expression.properties;
+      return property?.type === 'Property' && property.value.type === 'FunctionExpression' ? property.value : null;
+    },
+  },
+  // Class methods an object literal cannot hold: `#private(a) {}`, a constructor calling `super()`.
+  {
+    prefix: '(class extends Object {',
+    suffix: '\n})',
+    functionIn: (expression) => {
+      if (expression.type !== 'ClassExpression' || expression.body.body.length !== 1) return null;
+      const [member] = expression.body.body;
+      return member?.type === 'MethodDefinition' ? member.value : null;
+    },
+  },
+];
 
 /**
  * The parameters of a function, in order, from `fn.toString()`. Understands
  * arrow functions (with or without parentheses), `function` declarations and
- * expressions, and method shorthand; default values may hold any expression.
+ * expressions, async and generator functions, method shorthand and class methods;
+ * default values may hold any expression. Native code (a bound or built-in
+ * function) shows no parameters: the list is empty.
  * @example parseParameters(async (a, b = 1) => a) // [{ kind: 'identifier', name: 'a' }, { kind: 'identifier', name: 'b' }]
  */
 export function parseParameters(fn: (...args: never[]) => unknown): ParameterInfo[] {
-  const source = Function.prototype.toString.call(fn).trim();
-  const head = source.replace(/^async(?=[\s(])\s*/, '');
-  // `async a => ...` and `a => ...`: a single identifier with no parentheses.
-  const bare = /^([\p{L}\p{Nl}$_][^\s=()]*)\s*=>/u.exec(head);
-  if (bare?.[1] !== undefined) return [{ kind: 'identifier', name: bare[1] }];
-  const open = head.indexOf('(');
-  if (open < 0) return [];
-  return splitParameterList(head, open).map(toParameterInfo);
+  const source = Function.prototype.toString.call(fn);
+  for (const wrapper of WRAPPERS) {
+    const text = wrapper.prefix + source + wrapper.suffix;
+    const found = parseFunctionIn(text, wrapper);
+    if (found) return found.params.map((param) => toParameterInfo(param, text));
+  }
+  // `function () { [native code] }` parses in no wrapper; nor would syntax newer than acorn.
+  return [];
 }
 
-function toParameterInfo(text: string): ParameterInfo {
-  if (text.startsWith('...')) return { kind: 'rest', text };
-  if (text.startsWith('{') || text.startsWith('[')) return { kind: 'destructured', text };
-  const name = IDENTIFIER.exec(text)?.[0];
-  // Anything else would be a syntax error in a function that already compiled.
-  return name === undefined ? { kind: 'destructured', text } : { kind: 'identifier', name };
-}
+const namesByFunction = new WeakMap<object, ReadonlyArray<string | undefined>>();
 
 /**
- * Splits the text between the parenthesis at `open` and its partner on
- * top-level commas, skipping strings, template literals and comments so that
- * a default like `(a = ')', b = [1, 2])` is read right.
+ * The names of a function's parameters by position, `undefined` for one that has
+ * none (destructured, rest). Parsed once per function, then remembered.
  */
-function splitParameterList(source: string, open: number): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let start = open + 1;
-  for (let i = open; i < source.length; i++) {
-    const c = source[i];
-    if (c === '"' || c === "'" || c === '`') {
-      i = skipString(source, i);
-    } else if (c === '/' && source[i + 1] === '/') {
-      i = source.indexOf('\n', i);
-      if (i < 0) break;
-    } else if (c === '/' && source[i + 1] === '*') {
-      i = source.indexOf('*/', i + 2) + 1;
-      if (i <= 0) break;
-    } else if (c === '(' || c === '[' || c === '{') {
-      depth++;
-    } else if (c === ')' || c === ']' || c === '}') {
-      depth--;
-      if (depth === 0) {
-        parts.push(source.slice(start, i));
-        break;
-      }
-    } else if (c === ',' && depth === 1) {
-      parts.push(source.slice(start, i));
-      start = i + 1;
-    }
+export function parameterNames(fn: (...args: never[]) => unknown): ReadonlyArray<string | undefined> {
+  let names = namesByFunction.get(fn);
+  if (names === undefined) {
+    names = Object.freeze(parseParameters(fn).map((parameter) => (parameter.kind === 'identifier' ? parameter.name : undefined)));
+    namesByFunction.set(fn, names);
   }
-  return parts.map(stripLeadingComments).filter((part) => part !== '');
+  return names;
 }
 
-/** The index of the quote that closes the string opening at `at`. */
-function skipString(source: string, at: number): number {
-  const quote = source[at];
-  for (let i = at + 1; i < source.length; i++) {
-    const c = source[i];
-    if (c === '\\') i++;
-    else if (c === quote) return i;
-    else if (quote === '`' && c === '$' && source[i + 1] === '{') i = skipTemplateExpression(source, i + 2);
+function parseFunctionIn(text: string, wrapper: Wrapper): FunctionNode | null {
+  let program;
+  try {
+    program = parse(text, PARSE_OPTIONS);
+  } catch {
+    return null;
   }
-  return source.length;
+  const [statement] = program.body;
+  if (program.body.length !== 1 || statement?.type !== 'ExpressionStatement') return null;
+  return wrapper.functionIn(statement.expression);
 }
 
-function skipTemplateExpression(source: string, from: number): number {
-  let depth = 1;
-  for (let i = from; i < source.length; i++) {
-    const c = source[i];
-    if (c === '"' || c === "'" || c === '`') i = skipString(source, i);
-    else if (c === '{') depth++;
-    else if (c === '}' && --depth === 0) return i;
-  }
-  return source.length;
-}
-
-/** Drops comments before a parameter: only its start matters, and its default may hold `//` in a string. */
-function stripLeadingComments(text: string): string {
-  let rest = text.trim();
-  for (;;) {
-    if (rest.startsWith('/*')) rest = rest.slice(rest.indexOf('*/') + 2).trim();
-    else if (rest.startsWith('//')) rest = rest.includes('\n') ? rest.slice(rest.indexOf('\n') + 1).trim() : '';
-    else return rest;
-  }
+function toParameterInfo(param: Pattern, text: string): ParameterInfo {
+  const target = param.type === 'AssignmentPattern' ? param.left : param;
+  if (target.type === 'Identifier') return { kind: 'identifier', name: target.name };
+  return { kind: param.type === 'RestElement' ? 'rest' : 'destructured', text: text.slice(param.start, param.end) };
 }

@@ -8,7 +8,7 @@
  * Elsewhere, or when asked, one JSON object per line.
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import { prettyFactory } from 'pino-pretty';
 
 export type LogFormat = 'pretty' | 'json' | 'auto';
 
@@ -41,19 +41,81 @@ export function createRootLogger(options: LoggerOptions = {}): Logger {
   const requested = options.format ?? (process.env.TENAZ_LOG_FORMAT as LogFormat | undefined) ?? 'auto';
   const isTty = (destination as { isTTY?: boolean }).isTTY === true;
   const format = requested === 'auto' ? (isTty ? 'pretty' : 'json') : requested;
-  if (format === 'json') {
-    return pino({ level, base: undefined }, destination as DestinationStream);
-  }
+  const sink = toLogSink(destination);
+  if (format === 'json') return pino({ level, base: undefined }, sink);
   const colorize = options.colorize ?? isTty;
-  const stream = pretty({
-    destination: destination as NodeJS.WritableStream,
-    sync: true,
+  // pino-pretty's formatter alone, not its stream: that one pipes into the destination, adding
+  // 'close', 'error', 'finish' and 'unpipe' listeners to it for every logger (every orchestrator
+  // made without one, on a terminal), and destroys it when a write fails.
+  const prettify = prettyFactory({
     colorize: false,
     hideObject: true,
     ignore: 'time,level,pid,hostname,component,flowRunId,flowRunName,flowName,taskRunId,taskRunName,taskName,attempt,err',
     messageFormat: (log, messageKey) => formatPrettyLine(log, messageKey, colorize),
   });
+  const stream: LogSink = { write: (line: string) => sink.write(prettify(line)), flush: sink.flush };
   return pino({ level }, stream);
+}
+
+/** A destination that pino writes to, with `flush` when the stream under it has one. */
+type LogSink = DestinationStream & { flush?: (done: (error?: Error) => void) => void };
+
+/** Whether each destination stream's reader has gone, shared by every logger writing to it. */
+const readerGone = new WeakMap<object, { gone: boolean }>();
+
+/**
+ * `destination` as pino's stream, made so that a reader going away costs the logs and nothing
+ * else: `tenaz run flow.ts 2>&1 >out.json | head -1` closes stderr after one line, and the run
+ * must go on and print its result. After the first EPIPE nothing more is written; the stream
+ * gets one 'error' listener however many loggers write to it.
+ */
+function toLogSink(destination: DestinationStream | NodeJS.WritableStream): LogSink {
+  // pino.multistream() reads what pino records on it: wrapping it would lose that.
+  if (Reflect.get(destination, Symbol.for('pino.metadata')) === true) return destination as DestinationStream;
+  const state = watchReader(destination);
+  const target = destination as LogSink;
+  const sink: LogSink = {
+    write(line: string) {
+      if (state.gone) return;
+      try {
+        target.write(line);
+      } catch (error) {
+        // A stream that throws rather than emits (sonic-boom in sync mode) says so here.
+        if (!isReaderGone(error)) throw error;
+        state.gone = true;
+      }
+    },
+  };
+  if (typeof target.flush === 'function') {
+    const flush = target.flush.bind(target);
+    sink.flush = (done) => (state.gone ? done() : flush(done));
+  }
+  return sink;
+}
+
+function watchReader(destination: object): { gone: boolean } {
+  const known = readerGone.get(destination);
+  if (known !== undefined) return known;
+  const watched = { gone: false };
+  readerGone.set(destination, watched);
+  const emitter = destination as Partial<NodeJS.EventEmitter>;
+  if (typeof emitter.on === 'function' && typeof emitter.listenerCount === 'function') {
+    emitter.on('error', function onError(error: unknown) {
+      if (isReaderGone(error)) {
+        watched.gone = true;
+        return;
+      }
+      // Any other failure stays as loud as it was without this listener, unless someone else handles it.
+      if (emitter.listenerCount!('error') === 1) throw error;
+    });
+  }
+  return watched;
+}
+
+/** EPIPE: the reader closed its end of the pipe. ERR_STREAM_DESTROYED: a write after that, on a stream Node has closed. */
+function isReaderGone(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
 }
 
 /** One log record as a Prefect-shaped line. Exported for tests. */

@@ -11,11 +11,20 @@
  * from (`src/index.ts` in a checkout, `dist/src/index.js` when built), which
  * also makes `import 'tenaz'` work in a checkout that was never built. Only ESM
  * imports are aliased: a file that loads as CommonJS (a .ts file outside a
- * "type": "module" package) finds `tenaz` in node_modules as usual.
+ * "type": "module" package, a .cts or .cjs file) finds `tenaz` in node_modules as
+ * usual, whose `dist/src/index.js` is the very module the CLI runs from (Node's
+ * require(esm) hands back the instance already loaded).
+ *
+ * A .cts file is the exception to the plain `import()`: tsx's ESM hook compiles
+ * it and hands Node the source, and Node 20 then runs it under the ESM loader's
+ * stand-in for `require`, which cannot load an ES module: `require('tenaz')` fails
+ * with "request for './api.js' is not in cache". Loaded with `require`, it goes
+ * through Node's own CommonJS loader and tsx's CommonJS hook instead, as a .ts
+ * file of a CommonJS package and a .cjs file already do.
  */
 import { existsSync, statSync } from 'node:fs';
-import { register as registerHooks } from 'node:module';
-import { resolve } from 'node:path';
+import { createRequire, register as registerHooks } from 'node:module';
+import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CliError } from './errors.js';
 
@@ -66,18 +75,21 @@ export async function loadFlowFile(file: string, cwd: string): Promise<Record<st
   const path = resolve(cwd, file);
   await installHooks();
   try {
+    if (extname(path) === '.cts') return createRequire(import.meta.url)(path) as Record<string, unknown>;
     return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   } catch (error) {
-    throw new CliError(`cannot load ${file}: ${describeLoadError(error)}`, { cause: error });
+    throw new CliError(`cannot load ${file}: ${describeLoadError(error, path)}`, { cause: error });
   }
 }
 
 /** One line that says what went wrong: esbuild's `file:line:col: ERROR: ...` line when there is one. */
-function describeLoadError(error: unknown): string {
+function describeLoadError(error: unknown, path: string): string {
   if (!(error instanceof Error)) return String(error);
   const lines = error.message.split('\n').map((line) => line.trim());
   const located = lines.find((line) => line.includes(' ERROR: '));
-  if (located !== undefined) return located;
+  // tsx hands esbuild a .cts or .mts file under a .ts name: say the name the user gave.
+  const renamed = /\.[cm]ts$/.test(path) ? `${path.slice(0, -3)}ts:` : undefined;
+  if (located !== undefined) return renamed !== undefined && located.startsWith(renamed) ? `${path}:${located.slice(renamed.length)}` : located;
   // Node's own SyntaxError keeps the location in the first line of its stack, not in its message.
   const where = error instanceof SyntaxError ? error.stack?.split('\n')[0] : undefined;
   const first = lines[0] ?? '';

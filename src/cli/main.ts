@@ -256,6 +256,12 @@ export async function runCli(argv: readonly string[] = process.argv): Promise<ne
     if (error.code !== 'EPIPE') throw error;
     process.exit(0);
   });
+  // A closed stderr (`2>&1 >out.json | head -1`) costs the logs and notes, not the run: it goes
+  // on, its result still goes to stdout and the exit code is its own. The loggers stop writing
+  // to it after the first EPIPE (log.ts); this covers the `tenaz: ...` notes written beside them.
+  process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   const code = await main(argv);
   // An exit right away would drop output still queued on a pipe; keep-alive sockets would otherwise hold the process.
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise((done) => s.write('', done))));

@@ -23,6 +23,35 @@ describe('parseParamArgs', () => {
     expect(parseParamValue('a=b')).toBe('a=b');
   });
 
+  // Regression: `--param id=12345678901234567890` gave the flow 12345678901234567000, another id.
+  describe('integers too large for a number to hold exactly', () => {
+    it('keep their digits as text, alone or inside JSON', () => {
+      expect(parseParamValue('12345678901234567890')).toBe('12345678901234567890');
+      expect(parseParamValue('-9007199254740993')).toBe('-9007199254740993');
+      expect(parseParamValue('[1, 12345678901234567890]')).toEqual([1, '12345678901234567890']);
+      expect(parseParamValue('{"id": 12345678901234567890, "n": 2, "s": "12345678901234567890 \\" 99999999999999999999"}')).toEqual({
+        id: '12345678901234567890',
+        n: 2,
+        s: '12345678901234567890 " 99999999999999999999',
+      });
+      // Beyond the largest double: Infinity is no more what was written.
+      expect(parseParamValue('1e400')).toBe('1e400');
+    });
+
+    it('leave every number a double holds exactly, and decimals, as numbers', () => {
+      expect(parseParamValue('9007199254740991')).toBe(Number.MAX_SAFE_INTEGER);
+      expect(parseParamValue('-9007199254740991')).toBe(Number.MIN_SAFE_INTEGER);
+      expect(parseParamValue('[0, -1, 2.5, 1e3, 1e20]')).toEqual([0, -1, 2.5, 1000, 1e20]);
+      expect(parseParamValue('0.1')).toBe(0.1);
+    });
+
+    it('leave text that is not JSON as it was written', () => {
+      expect(parseParamValue('abc12345678901234567890')).toBe('abc12345678901234567890');
+      expect(parseParamValue('0012345678901234567890')).toBe('0012345678901234567890');
+      expect(parseParamValue('[12345678901234567890')).toBe('[12345678901234567890');
+    });
+  });
+
   it('rejects a pair without a key or =, and a key given twice', () => {
     expect(() => parseParamArgs(['novalue'])).toThrow(CliError);
     expect(() => parseParamArgs(['=1'])).toThrow(CliError);
@@ -95,6 +124,28 @@ describe('toFlowArgs', () => {
       expect(() => args(['count=0', 'code=3'])).toThrow(CliError);
       expect(() => args(['count=3', 'code=3'])).not.toThrow(/read as JSON/);
       expect(() => args(['count=3', 'code=1', 'tags=[1]'])).not.toThrow(/read as JSON/);
+    });
+  });
+
+  describe('an integer too large for a number to hold exactly', () => {
+    const ids = flow(
+      { name: 'ids', params: z.object({ id: z.number().optional(), big: z.coerce.bigint().optional(), text: z.string().optional() }) },
+      async (params) => params,
+    );
+    const args = (pairs: string[]) => toFlowArgs(definition(ids), parseParamTexts(pairs));
+
+    it('reaches a string or coerced bigint field exact', () => {
+      expect(args(['big=12345678901234567890', 'text=12345678901234567890'])).toEqual([{ big: '12345678901234567890', text: '12345678901234567890' }]);
+    });
+
+    it('is refused for a number field, saying why, before the run starts', () => {
+      expect(() => args(['id=12345678901234567890'])).toThrow(CliError);
+      expect(() => args(['id=12345678901234567890'])).toThrow(/invalid parameters for flow 'ids': id: .*\(id: too large for a number to hold exactly, so kept as text; declare z\.string\(\) or z\.coerce\.bigint\(\) to take it\)$/);
+      expect(() => args(['id=x'])).not.toThrow(/too large/);
+    });
+
+    it('reaches a positional parameter as its text', () => {
+      expect(toFlowArgs(definition(positional), parseParamTexts(['a=x', 'b=12345678901234567890']))).toEqual(['x', '12345678901234567890']);
     });
   });
 

@@ -1,5 +1,16 @@
 /** Runs a workload and measures throughput and per-flow latency. */
+import { pino } from 'pino';
 import type { Workload } from './workloads.js';
+
+/**
+ * Where the benchmarks log, at info level: `/dev/null` through pino's default, synchronous
+ * destination, one write per record. A buffered destination (`sync: false, minLength`) costs
+ * more here: sonic-boom measures its growing buffer on every write, which flattens it, and that
+ * was about a seventh of everything W2 allocated.
+ */
+export function nullLogDestination() {
+  return pino.destination({ dest: '/dev/null', sync: true });
+}
 
 export interface Measurement {
   tasksPerSecond: number;

@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import { createOrchestrator, flow, getRunContext, task } from '../src/index.js';
+import { nullLogDestination } from './measure.js';
 
 const TASKS = Number(process.argv[2] ?? 100_000);
 let openGate!: () => void;
@@ -27,7 +28,7 @@ const holder = flow({ name: 'holder' }, async (n: number) => {
 const gc = (globalThis as { gc?: () => void }).gc;
 gc?.();
 const before = process.memoryUsage();
-const orchestrator = createOrchestrator({ logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })) });
+const orchestrator = createOrchestrator({ logger: pino({ level: 'info' }, nullLogDestination()) });
 const run = orchestrator.start(holder, TASKS);
 await everyoneRunning;
 gc?.();

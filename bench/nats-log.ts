@@ -5,6 +5,7 @@
  * bench can report what went wrong.
  */
 import { pino, type Logger } from 'pino';
+import { nullLogDestination } from './measure.js';
 
 export interface Warning {
   level: 'warn' | 'error' | 'fatal';
@@ -25,7 +26,7 @@ export function createBenchLogger(onWarning: (warning: Warning) => void): Logger
         },
       },
     },
-    pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }),
+    nullLogDestination(),
   );
 }
 

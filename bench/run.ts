@@ -9,14 +9,14 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { createOrchestrator } from '../src/index.js';
-import { measure, median, type Measurement } from './measure.js';
+import { measure, median, nullLogDestination, type Measurement } from './measure.js';
 import { plainWorkloads, rawActorPerTaskW1, rawXStateWorkloads, tenazWorkloads, type Workload } from './workloads.js';
 
 const rounds = Number(argValue('--rounds') ?? 3);
 const only = argValue('--only');
 
 // Logging at info level to /dev/null: every log record is formatted and written, as in production.
-const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }));
+const logger = pino({ level: 'info' }, nullLogDestination());
 const orchestrator = createOrchestrator({ logger });
 const systems: Record<string, Record<string, Workload>> = {
   tenaz: tenazWorkloads(orchestrator),

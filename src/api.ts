@@ -23,8 +23,11 @@ export function unmapped<T>(value: T): Unmapped<T> {
   return new Unmapped(value);
 }
 
-/** For each parameter of the task: an iterable to fan out over, or `unmapped(value)`. */
-export type MapArgs<A extends unknown[]> = { [K in keyof A]: Iterable<A[K]> | Unmapped<A[K]> };
+/**
+ * For each parameter of the task: an iterable to fan out over, `unmapped(value)`, or a value
+ * that is not iterable (a number, a string, a plain object), which every task run gets whole.
+ */
+export type MapArgs<A extends unknown[]> = { [K in keyof A]: Iterable<A[K]> | Unmapped<A[K]> | Exclude<A[K], Iterable<unknown>> | Extract<A[K], string> };
 
 export interface Task<A extends unknown[], R> {
   /** Runs the task and awaits its result: a task run in the current flow run, or on its own outside flows. */
@@ -70,7 +73,7 @@ export function task<A extends unknown[], R>(options: TaskOptions<A>, fn: (...ar
   };
   const callable = (...args: A): Promise<Awaited<R>> => {
     try {
-      return submit(...args).result();
+      return observed(submit(...args).result());
     } catch (error) {
       return Promise.reject(error);
     }
@@ -109,7 +112,7 @@ export function flow(options: FlowOptions, fn: (...args: unknown[]) => unknown):
         throw new CancelledError(`flow '${definition.options.name}' was called after its caller was cancelled`);
       }
       const orchestrator = context?.orchestrator ?? getDefaultOrchestrator();
-      return orchestrator[INTERNAL].startFlow(definition, args, context?.flowRunRuntime).result();
+      return observed(orchestrator[INTERNAL].startFlow(definition, args, context?.flowRunRuntime).result());
     } catch (error) {
       return Promise.reject(error);
     }
@@ -121,10 +124,17 @@ export function flow(options: FlowOptions, fn: (...args: unknown[]) => unknown):
   });
 }
 
+/**
+ * The argument rows of `map()`: iterables are fanned out, everything else (numbers, plain
+ * objects, `null`, strings, and anything wrapped in `unmapped()`) goes whole to every run, as
+ * Prefect's `map` does.
+ */
 function zipArguments(taskName: string, lists: readonly unknown[]): unknown[][] {
-  const columns = lists.map((list) => (list instanceof Unmapped ? list : Array.from(list as Iterable<unknown>)));
+  const columns = lists.map((list) => (isMappable(list) ? Array.from(list) : new Unmapped(list instanceof Unmapped ? list.value : list)));
   const lengths = new Set(columns.filter((c): c is unknown[] => Array.isArray(c)).map((c) => c.length));
-  if (lengths.size === 0) throw new InvalidArgumentError(`map() of task '${taskName}' needs at least one iterable argument`);
+  if (lengths.size === 0) {
+    throw new InvalidArgumentError(`map() of task '${taskName}' needs at least one iterable argument (an array, a Set, a generator, ...) to fan out over`);
+  }
   if (lengths.size > 1) {
     throw new InvalidArgumentError(`map() of task '${taskName}' got iterables of different lengths: ${[...lengths].join(', ')}`);
   }
@@ -132,6 +142,21 @@ function zipArguments(taskName: string, lists: readonly unknown[]): unknown[][] 
   const rows: unknown[][] = new Array(count);
   for (let i = 0; i < count; i++) rows[i] = columns.map((c) => (c instanceof Unmapped ? c.value : c[i]));
   return rows;
+}
+
+/** An argument `map()` fans out over: an iterable object. A string is one value, not its characters. */
+function isMappable(value: unknown): value is Iterable<unknown> {
+  return typeof value === 'object' && value !== null && !(value instanceof Unmapped) && typeof (value as Iterable<unknown>)[Symbol.iterator] === 'function';
+}
+
+/**
+ * A run's result promise, marked as observed: a call the body forgot to await must not end the
+ * process with an unhandled rejection when the run fails. The run's failure is logged as it
+ * ends, and whoever awaits the promise still gets the error.
+ */
+function observed<T>(result: Promise<T>): Promise<T> {
+  result.catch(() => {});
+  return result;
 }
 
 export interface WaitOptions {

@@ -3,6 +3,7 @@
  * runtime uses. Resolution happens once, when a task or flow is defined, so a
  * bad option fails at definition with an `InvalidArgumentError` naming it.
  */
+import { distance } from 'fastest-levenshtein';
 import type { ZodType } from 'zod';
 import type { RunState } from '../actors/state.js';
 import { InvalidArgumentError } from './errors.js';
@@ -117,7 +118,7 @@ export const DEFAULT_POOL = 'default';
 
 // Every option a task or flow takes, so that a misspelt one (`retry: 3`) is refused rather
 // than ignored. Records over the interfaces' keys: adding an option without listing it fails to compile.
-type AllKeys<T> = { readonly [K in keyof Required<T>]: true };
+export type AllKeys<T> = { readonly [K in keyof Required<T>]: true };
 const COMMON_KEYS: AllKeys<CommonOptions> = {
   name: true, retries: true, retryDelayMs: true, retryJitterFactor: true, retryOn: true, timeoutMs: true, onCompletion: true, onFailure: true, tags: true,
 };
@@ -222,7 +223,8 @@ function assertPositive(field: string, value: unknown): void {
   }
 }
 
-function assertKnownKeys(what: string, options: object, known: ReadonlySet<string>): void {
+/** Refuses a key `known` does not hold, naming the nearest known one when there is one near enough. */
+export function assertKnownKeys(what: string, options: object, known: ReadonlySet<string>): void {
   for (const key of Object.keys(options)) {
     if (known.has(key)) continue;
     const closest = closestKey(key, known);
@@ -240,22 +242,10 @@ function closestKey(key: string, known: ReadonlySet<string>): string | undefined
   const lower = key.toLowerCase();
   for (const candidate of known) {
     const name = candidate.toLowerCase();
-    const distance = Math.min(editDistance(lower, name), editDistance(lower, name.replace(/ies$/, 'y').replace(/s$/, '')));
-    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+    const edits = Math.min(distance(lower, name), distance(lower, name.replace(/ies$/, 'y').replace(/s$/, '')));
+    if (edits < bestDistance) [best, bestDistance] = [candidate, edits];
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i += 1) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j += 1) {
-      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = row;
-  }
-  return previous[b.length]!;
 }
 
 function describe(value: unknown): string {

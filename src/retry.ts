@@ -34,6 +34,9 @@ export interface ExponentialBackoffOptions {
  * @example task({ name: 'fetch', retries: 5, retryDelayMs: exponentialBackoff({ baseMs: 100 }) }, fetchIt)
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions): RetryDelayFn {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError('exponentialBackoff() needs its options, at least the first delay: exponentialBackoff({ baseMs: 1000 })');
+  }
   const { baseMs, factor = 2, maxMs = Number.POSITIVE_INFINITY } = options;
   assertNonNegative('exponentialBackoff.baseMs', baseMs);
   if (!(factor >= 1)) throw new InvalidArgumentError(`exponentialBackoff.factor must be >= 1, got ${factor}`);

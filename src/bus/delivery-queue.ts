@@ -32,6 +32,11 @@ export class DeliveryQueue {
     };
   }
 
+  /** Deliveries handed over and not yet read. */
+  get size(): number {
+    return this.#buffer.length - this.#head;
+  }
+
   push(delivery: Delivery): void {
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) waiter({ done: false, value: delivery });

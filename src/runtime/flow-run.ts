@@ -378,10 +378,12 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.state = state;
     this.#publish(state, context);
     if (name === 'AwaitingRetry') {
+      // As for task runs: the stack goes with the final failure, and with retries only at debug level.
       this.logger.warn(
-        { attempt: context.attempt, err: this.#lastError },
+        { attempt: context.attempt },
         `Encountered an exception: ${state.errorName}: ${state.message} - Retry ${context.attempt}/${context.retries} will start ${context.retryDelayMs} ms from now`,
       );
+      if (this.logger.isLevelEnabled('debug')) this.logger.debug({ attempt: context.attempt, err: this.#lastError }, 'The exception of the failed attempt');
     } else if (isTerminal(name)) {
       this.#finish(state, context);
     }

@@ -11,7 +11,9 @@ import { z } from 'zod';
 import type { Bus, BusMessage, Delivery, Subscription } from '../bus/bus.js';
 import { createMemoryBus } from '../bus/memory.js';
 import { createNatsBus } from '../bus/nats.js';
-import { ClosedError, DrainingError, InvalidArgumentError, NatsRequiredError, type PermissionDeniedError } from '../errors.js';
+import { ClosedError, DrainingError, IllegalStateError, InvalidArgumentError, NatsRequiredError, type PermissionDeniedError } from '../errors.js';
+import { assertKnownKeys, type AllKeys } from '../options.js';
+import { isTerminal } from '../../actors/state.js';
 import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
@@ -93,6 +95,60 @@ export interface OrchestratorOptions {
    * @default on with `nats` and `execution: 'workers'`, else off
    */
   durable?: boolean | DurableRunOptions;
+}
+
+const ORCHESTRATOR_KEYS: ReadonlySet<string> = new Set(
+  Object.keys({
+    namespace: true, logger: true, store: true, bus: true, now: true, random: true, nats: true, execution: true,
+    heartbeatTimeoutMs: true, claimWarningMs: true, history: true, replicas: true, durable: true,
+  } satisfies AllKeys<OrchestratorOptions>),
+);
+const WATCH_KEYS: ReadonlySet<string> = new Set(Object.keys({ flowName: true, flowRunId: true, kind: true, since: true } satisfies AllKeys<WatchOptions>));
+const DURABLE_KEYS: ReadonlySet<string> = new Set(
+  Object.keys({ leaseMs: true, keepMs: true, writeWindowMs: true, maxResultBytes: true } satisfies AllKeys<DurableRunOptions>),
+);
+
+const END_STUCK_RUNS = Symbol('endStuckRuns');
+const STUCK_CAUSE = 'its body awaits something that nothing left in this process can settle (no timer, socket or other work is pending)';
+/** The open orchestrators, told by the process's one `beforeExit` listener. */
+const openOrchestrators = new Set<Orchestrator>();
+const onBeforeExit = () => {
+  for (const orchestrator of openOrchestrators) orchestrator[END_STUCK_RUNS]();
+};
+
+function watchForStuckRuns(orchestrator: Orchestrator): void {
+  if (openOrchestrators.size === 0) process.on('beforeExit', onBeforeExit);
+  openOrchestrators.add(orchestrator);
+}
+
+function unwatchForStuckRuns(orchestrator: Orchestrator): void {
+  openOrchestrators.delete(orchestrator);
+  if (openOrchestrators.size === 0) process.off('beforeExit', onBeforeExit);
+}
+
+/**
+ * A call made by a flow run's body after that run ended (a timer the body left behind) is
+ * refused: it would run under a finished run, its events naming a run already `Completed`.
+ */
+function assertCallerRunning(kind: 'task' | 'flow', name: string, caller: FlowRunRuntime | undefined): void {
+  const state = caller?.state;
+  if (state === undefined || !isTerminal(state.name)) return;
+  throw new IllegalStateError(
+    `${kind} '${name}' was called by flow run '${caller!.name}' after that run had ended ${state.name}: a flow must await what it calls before it returns`,
+  );
+}
+
+/** Refuses what would otherwise fail later, inside a run: a misspelt option, a clock that is not a function. */
+function assertOrchestratorOptions(options: OrchestratorOptions): void {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`orchestrator options must be an object, got ${String(options)}`);
+  assertKnownKeys('unknown orchestrator option', options, ORCHESTRATOR_KEYS);
+  if (typeof options.durable === 'object' && options.durable !== null) assertKnownKeys('unknown durable option', options.durable, DURABLE_KEYS);
+  for (const name of ['now', 'random'] as const) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== 'function') {
+      throw new InvalidArgumentError(`${name} must be a function returning a number, such as ${name === 'now' ? 'Date.now' : 'Math.random'}; got ${typeof value}`);
+    }
+  }
 }
 
 /** Options of durable runs. */
@@ -197,6 +253,7 @@ export class Orchestrator implements AsyncDisposable {
   #resolveClosed!: () => void;
 
   constructor(options: OrchestratorOptions & { [OWNED_CONNECTION]?: boolean } = {}) {
+    assertOrchestratorOptions(options);
     const namespace = options.namespace ?? process.env.TENAZ_NAMESPACE ?? DEFAULT_NAMESPACE;
     this.#ownsLogger = options.logger === undefined;
     const logger = options.logger ?? createRootLogger();
@@ -305,6 +362,7 @@ export class Orchestrator implements AsyncDisposable {
       endLostTaskRuns: (run) => this.#endLostTaskRuns(run),
     };
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
+    watchForStuckRuns(this);
     this.#history = nats !== undefined && options.history !== false;
     // Only processes that own runs make the history stream (those that dispatch tasks to
     // workers, and those that serve flows): workers and observers may not have the right to
@@ -520,6 +578,8 @@ export class Orchestrator implements AsyncDisposable {
    */
   watch(options: WatchOptions = {}): EventStream {
     this.#check();
+    // A misspelt key (`flowname`) would otherwise widen the watch to every event.
+    assertKnownKeys('unknown watch() option', options, WATCH_KEYS);
     const { since, ...filter } = options;
     if (since !== undefined) return this.#replay(filter, parseSince(since));
     // Over NATS, live events come through the history too (see followHistory).
@@ -567,6 +627,7 @@ export class Orchestrator implements AsyncDisposable {
     submitTask: (definition, args, flowRun) => {
       // A draining orchestrator still serves the runs in flight.
       this.#check(flowRun !== undefined);
+      assertCallerRunning('task', definition.options.name, flowRun);
       const run = new TaskRunRuntime(this.#engine, definition, args, flowRun);
       flowRun?.addChild(run);
       run.start();
@@ -574,6 +635,7 @@ export class Orchestrator implements AsyncDisposable {
     },
     startFlow: (definition, args, parent) => {
       this.#check(parent !== undefined);
+      assertCallerRunning('flow', definition.options.name, parent);
       this.#listenForControl();
       if (parent === undefined) this.#durableServices();
       const run = new FlowRunRuntime(this.#engine, definition, args, parent);
@@ -620,6 +682,7 @@ export class Orchestrator implements AsyncDisposable {
   async #shutdown(): Promise<void> {
     if (this.#state === 'closed') return this.#closedPromise;
     this.#state = 'closed';
+    unwatchForStuckRuns(this);
     const { flowRuns, taskRuns } = this.#engine;
     // Workers hand their runs back first: their owners restart them elsewhere.
     await Promise.all([...this.#workers].map((worker) => worker.close()));
@@ -651,6 +714,25 @@ export class Orchestrator implements AsyncDisposable {
     this.#actorParent.stop();
     if (this.#ownsLogger) this.#engine.logger.flush?.();
     this.#resolveClosed();
+  }
+
+  /**
+   * Called when the process has nothing left to do (`beforeExit`) while runs are in flight:
+   * no timer, socket or other work is pending that could ever settle their bodies, so they
+   * end now, with a cause, rather than vanish with a process that exits under them.
+   */
+  [END_STUCK_RUNS](): void {
+    const { flowRuns, taskRuns, engineLogger } = this.#engine;
+    for (const run of [...flowRuns.values()]) {
+      if (run.parent) continue;
+      engineLogger.error({ flowRunId: run.id }, `Flow run '${run.name}' can never finish: ${STUCK_CAUSE}; it is marked Crashed`);
+      run.crash(`the process had nothing left to do: ${STUCK_CAUSE}`);
+    }
+    for (const run of [...taskRuns.values()]) {
+      if (run.flowRun) continue;
+      engineLogger.error({ taskRunId: run.id }, `Task run '${run.name}' can never finish: ${STUCK_CAUSE}; it is cancelled`);
+      run.cancel('the process had nothing left to do');
+    }
   }
 
   #check(inFlight = false): void {

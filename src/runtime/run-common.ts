@@ -36,9 +36,9 @@ export async function runHooks(hooks: RunHook[], info: HookInfo, logger: Logger,
   for (const hook of hooks) {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
+      // Not unref'd: while a hook runs, the run's result waits for this timer, and a process with
+      // nothing else left to do would otherwise exit before either the hook or the result came.
       timer = setTimeout(() => resolve('late'), timeLimitMs);
-      // A hook left behind must not keep the process alive on its own.
-      timer.unref();
     });
     try {
       const outcome = await Promise.race([Promise.resolve().then(() => hook(info)), late]);

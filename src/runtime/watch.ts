@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
+import { DeliveryQueue } from '../bus/delivery-queue.js';
 import { DropCounter } from '../drop-counter.js';
 import { parseRunEvent, type EventFilter, type RunEvent } from '../events.js';
 import { NoHistoryError, hasHistory, replayEvents, type HistoricRunEvent, type Since } from '../history.js';
@@ -18,13 +19,27 @@ export interface EventStream extends AsyncIterable<RunEvent> {
   close(): void;
 }
 
+/**
+ * How many events a watcher may leave unread before newer ones are dropped (and counted in
+ * a warning): a watch nobody iterates, or one read slower than runs change, must not hold
+ * the process's memory. Bursts fit: a fan-out of 30,000 task runs publishes 90,000 events.
+ */
+export const DEFAULT_MAX_UNREAD_EVENTS = 100_000;
+
 /** Events as they are published, through a subscription. */
-export function subscribeEvents(bus: Bus, subjects: Subjects, filter: EventFilter, logger: Logger): EventStream {
-  const subscription = bus.subscribe(subjects.eventFilter(filter));
+export function subscribeEvents(bus: Bus, subjects: Subjects, filter: EventFilter, logger: Logger, maxUnread = DEFAULT_MAX_UNREAD_EVENTS): EventStream {
   const drops = new DropCounter(logger, 'dropped a message on an event subject that is not a run event');
+  const overflow = new DropCounter(logger, `dropped run events: the watcher had ${maxUnread} events not yet read (it reads slower than runs change, or not at all)`);
+  const unread = new DeliveryQueue();
+  const subject = subjects.eventFilter(filter);
+  const subscription = bus.subscribe(subject, {
+    callback: (delivery) => (unread.size < maxUnread ? unread.push(delivery) : overflow.drop({ subject: delivery.subject })),
+  });
+  void subscription.closed().then(() => unread.end());
   return {
     async *[Symbol.asyncIterator]() {
-      for await (const delivery of subscription) {
+      const deliveries = { [Symbol.asyncIterator]: () => unread.iterator(subject, () => subscription.unsubscribe()) };
+      for await (const delivery of deliveries) {
         const event = parseRunEvent(delivery.message);
         if (event) yield event;
         else drops.drop({ subject: delivery.subject, type: delivery.message.type });

@@ -35,3 +35,11 @@ describe('computeRetryDelay', () => {
     expect(clamped).toEqual([]);
   });
 });
+
+describe('exponentialBackoff', () => {
+  it('without its options is refused with InvalidArgumentError saying what it needs, not a TypeError', () => {
+    const call = exponentialBackoff as (options?: unknown) => unknown;
+    expect(() => call()).toThrow(expect.objectContaining({ name: 'InvalidArgumentError', message: expect.stringContaining('exponentialBackoff({ baseMs: 1000 })') }));
+    expect(() => call({})).toThrow(/exponentialBackoff.baseMs/);
+  });
+});

@@ -17,7 +17,7 @@ import {
   type TaskOptions,
 } from '../../../src/index.js';
 import { MAX_TIMER_MS } from '../../../src/retry.js';
-import { abortableSleep, createFixture, names, recordEvents, rejection, runInFlow, sleep, uniqueName, type Fixture } from './helpers.js';
+import { abortableSleep, createFixture, names, recordEvents, rejection, runInFlow, sleep, uniqueName, watchProcessErrors, type Fixture } from './helpers.js';
 
 let fx: Fixture;
 const DAY_MS = 24 * 3600 * 1000;
@@ -29,24 +29,6 @@ beforeEach(() => {
 afterEach(async () => {
   await fx.orchestrator.close();
 });
-
-/** Listens for unhandled rejections and uncaught exceptions until `stop()`. */
-function watchProcessErrors() {
-  const unhandledRejections: unknown[] = [];
-  const uncaughtExceptions: unknown[] = [];
-  const onRejection = (reason: unknown) => void unhandledRejections.push(reason);
-  const onException = (error: unknown) => void uncaughtExceptions.push(error);
-  process.on('unhandledRejection', onRejection);
-  process.on('uncaughtException', onException);
-  return {
-    unhandledRejections,
-    uncaughtExceptions,
-    stop() {
-      process.off('unhandledRejection', onRejection);
-      process.off('uncaughtException', onException);
-    },
-  };
-}
 
 describe('task bodies that throw non-Errors', () => {
   it.each([

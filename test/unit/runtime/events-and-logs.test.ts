@@ -162,6 +162,25 @@ describe('log records', () => {
     expect(flowFinished?.level).toBe(50);
     expect(flowFinished?.msg).toContain('Failed(');
   });
+
+  it.each(['task', 'flow'])("a retried %s run's warning names the error without its stack, which goes at debug level", async (kind) => {
+    let attempts = 0;
+    const failOnce = async () => {
+      if (++attempts === 1) throw new Error('first attempt fails');
+      return 'ok';
+    };
+    const flaky = task({ name: uniqueName('flaky'), retries: 1 }, failOnce);
+    const main =
+      kind === 'task'
+        ? flow({ name: uniqueName('calls-flaky') }, async () => flaky())
+        : flow({ name: uniqueName('flaky-flow'), retries: 1 }, failOnce);
+    await fx.orchestrator.start(main).result();
+    const warning = fx.records.find((r) => r.level === 40 && r.msg.startsWith('Encountered an exception'));
+    expect(warning?.msg).toContain('Error: first attempt fails - Retry 1/1');
+    expect(warning).not.toHaveProperty('err');
+    const detail = fx.records.find((r) => r.level === 20 && r.msg === 'The exception of the failed attempt');
+    expect(detail?.err).toEqual(expect.objectContaining({ message: 'first attempt fails', stack: expect.stringContaining('first attempt fails') }));
+  });
 });
 
 describe('formatPrettyLine', () => {

@@ -176,3 +176,21 @@ export async function runInFlow(fixture: Fixture, call: () => Promise<unknown>):
 
 export const rejection = (result: PromiseSettledResult<unknown>): unknown =>
   result.status === 'rejected' ? result.reason : `fulfilled with ${String(result.value)}`;
+
+/** Listens for unhandled rejections and uncaught exceptions until `stop()`. */
+export function watchProcessErrors() {
+  const unhandledRejections: unknown[] = [];
+  const uncaughtExceptions: unknown[] = [];
+  const onRejection = (reason: unknown) => void unhandledRejections.push(reason);
+  const onException = (error: unknown) => void uncaughtExceptions.push(error);
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
+  return {
+    unhandledRejections,
+    uncaughtExceptions,
+    stop() {
+      process.off('unhandledRejection', onRejection);
+      process.off('uncaughtException', onException);
+    },
+  };
+}

@@ -64,6 +64,7 @@ export {
   NestingDepthError,
   PermissionDeniedError,
   ResultTooLargeError,
+  ConnectionFailedError,
   RunNotFoundError,
   toWireError,
   fromWireError,

@@ -13,6 +13,7 @@ import {
   type NodeConnectionOptions,
   type Status,
 } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { ConnectionFailedError, InvalidArgumentError } from '../errors.js';
 import { LogThrottle } from '../drop-counter.js';
@@ -112,7 +113,32 @@ export async function connectNats(option: NatsOption, logger: Logger): Promise<C
   }
   log.info({ server: connection.getServer() }, 'connected to NATS');
   void watchStatus(connection, log);
+  try {
+    await assertJetStream(connection, servers);
+  } catch (error) {
+    await connection.close().catch(() => {});
+    throw error;
+  }
   return { connection, owned: true };
+}
+
+/**
+ * Refuses a server without JetStream at once: tenaz keeps its task queues, run records and
+ * event history there, and without them a flow waits for ever for workers that can never be
+ * reached. Any other answer (a refused permission, a slow server) is left to the step that
+ * needs JetStream, which says so in its own words.
+ */
+export async function assertJetStream(connection: NatsConnection, servers: string): Promise<void> {
+  try {
+    await jetstreamManager(connection);
+  } catch (error) {
+    if (!(error instanceof Error) || error.name !== 'JetStreamNotEnabled') return;
+    throw new ConnectionFailedError(
+      `the NATS server at ${servers} has no JetStream, where tenaz keeps its task queues, run records and event history: ` +
+        'start nats-server with -js (or a jetstream {} block in its config)',
+      { cause: error, retryable: false },
+    );
+  }
 }
 
 async function toConnectionOptions(options: NatsConnectOptions): Promise<NodeConnectionOptions> {

@@ -110,9 +110,17 @@ interface HeldAttempt {
   claimAnswer: 'awaited' | 'accepted' | 'refused';
   /** Handed back to the owner: the body's own outcome, if it ever comes, is not sent. */
   handedBack: boolean;
+  /** Frees the slot of a body that its owner gave up and that has not ended since. */
+  abandon?: () => void;
 }
 
 const DEFAULT_CONCURRENCY = 16;
+/**
+ * How long a body its owner gave up (timed out, cancelled) has to end once aborted before its
+ * slot is freed anyway: a body that ignores its signal must not take the worker's capacity
+ * for ever, and the attempt that replaces it may be waiting for this very slot.
+ */
+const ABANDONED_BODY_GRACE_MS = 5_000;
 
 /**
  * Attempts are held by task run and attempt: a task run's next attempt may come to the same
@@ -344,9 +352,18 @@ export class TaskWorker implements AsyncDisposable {
     });
     try {
       const running = this.#run(held, definition);
+      const abandoned = new Promise<'abandoned'>((resolve) => (held.abandon = () => resolve('abandoned')));
       // A refused claim frees the slot at once: the body, told by its signal, ends when it will.
-      const outcome = await Promise.race([running, claim.then((accepted) => (accepted ? running : undefined))]);
+      const outcome = await Promise.race([running, claim.then((accepted) => (accepted ? running : undefined)), abandoned]);
       if (outcome === undefined) return;
+      if (outcome === 'abandoned') {
+        this.#logger.warn(
+          { taskRunId: dispatch.taskRunId, taskRunName: dispatch.taskRunName, attempt: dispatch.attempt },
+          `The body of task run '${dispatch.taskRunName}' was given up and has not ended ${ABANDONED_BODY_GRACE_MS} ms after its signal was aborted; ` +
+            'its slot is freed, though it may still be running (a task body should end when its signal aborts)',
+        );
+        return;
+      }
       // The outcome follows the claim at once, without waiting for its answer.
       if (!held.handedBack && held.claimAnswer !== 'refused' && (!held.controller.aborted || outcome.ok === false)) await this.#deliver(dispatch, outcome, held);
       // The dispatch is acked or left to the stream before the slot is free again.
@@ -547,6 +564,7 @@ export class TaskWorker implements AsyncDisposable {
         ? new TaskTimeoutError(`task run '${name}' timed out`)
         : new CancelledError(`task run '${name}' was ${reason === 'cancel' ? 'cancelled' : 'given up'}`),
     );
+    setTimeout(() => held.abandon?.(), ABANDONED_BODY_GRACE_MS).unref();
   }
 
   #scheduleHeartbeats(heartbeatMs: number): void {

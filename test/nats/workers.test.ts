@@ -11,7 +11,7 @@ import { encode, parseMessage } from '../../src/codec.js';
 import { RemoteError } from '../../src/errors.js';
 import { jetstream } from '@nats-io/jetstream';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
-import { busyFanOut, cachedFlow, cancellable, deaf, failing, gpuFlow, onGpu, roundTrip, slowChain, spread, timingOut } from '../fixtures/nats/tasks.js';
+import { busyFanOut, cachedFlow, cancellable, deaf, deafTimedOut, failing, gpuFlow, onGpu, roundTrip, slowChain, spread, timingOut } from '../fixtures/nats/tasks.js';
 
 // Default heartbeat timeout: nothing here is about crashes, and a loaded machine must not fake one.
 const fixture = useNatsFixture({ claimWarningMs: 300 });
@@ -89,6 +89,15 @@ describe('workers', () => {
     // The worker's one slot is free again: a real run goes through it.
     const result = await owner.start(spread, 3, 0).result();
     expect(result.map((r) => r.i)).toEqual([0, 1, 2]);
+  });
+
+  it('frees the slot of a timed-out body that ignores its signal, so that the retry can run on the same worker', async () => {
+    const { processes, server, owner, hits } = fixture;
+    const worker = await processes.startWorker(server.url, 1);
+    // Attempt 1 times out after 500 ms and never ends; attempt 2 needs the worker's one slot.
+    expect(await owner.start(deafTimedOut, hits.url).result()).toBe(worker.pid);
+    expect(hits.hits.filter((hit) => hit.what === 'start')).toHaveLength(2);
+    await waitFor(() => /has not ended 5000 ms after its signal was aborted; its slot is freed/.test(worker.logs()), 5_000, 'the worker warning');
   });
 
   it('cancels a flow run: the body on the worker sees its signal abort, and the runs end Cancelled', async () => {

@@ -17,6 +17,11 @@ export interface EndRunHost {
   logger: Logger;
   now(): number;
   publishEvent(subject: string, event: FlowStateEvent): void;
+  /**
+   * Ends `Crashed`, in the event history, the task runs a flow run's dead process left in
+   * flight, with `cause` as their message; resolves with how many (0 without a history).
+   */
+  endLostTaskRuns?(run: { id: string; name: string; flowName: string }, cause: string): Promise<number>;
 }
 
 /**
@@ -56,5 +61,12 @@ export async function endRun(
     state,
     tags: record.tags,
   });
+  // A crashed run's task runs would otherwise show Running for ever: their owner died with it,
+  // and no process resumes the run to end them.
+  if (name === 'Crashed' && host.endLostTaskRuns !== undefined) {
+    await host.endLostTaskRuns(record, `flow run '${record.name}' ended Crashed: ${error.message}`).catch((err: unknown) => {
+      logger.warn({ err, flowRunId: record.id }, `could not end the task runs flow run '${record.name}' left running`);
+    });
+  }
   return true;
 }

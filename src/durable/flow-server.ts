@@ -19,11 +19,11 @@ import { ensureFlowConsumer, ensureFlowsStream, enqueueFlowRun, flowTakeSchema, 
 import type { OwnerDirectory } from './owners.js';
 import { toFlowArgs } from '../runtime/flow-args.js';
 import { ACTIVE_BUCKET, parseActiveEntry, readFlowRunRecord, type FlowRunRecord } from './records.js';
-import { endRun } from './end-run.js';
+import { endRun, type EndRunHost } from './end-run.js';
 import type { RunRecorder } from './run-recorder.js';
 import { failureFields } from '../nats/passing-failure.js';
 
-export interface FlowServerHost {
+export interface FlowServerHost extends Pick<EndRunHost, 'endLostTaskRuns'> {
   connection: NatsConnection;
   subjects: Subjects;
   /** Copies of the flow queue stream, if this process creates it. */

@@ -38,9 +38,10 @@ const READ_EXPIRES_MS = 5_000;
 /**
  * Publishes `Crashed` for each task run of `run` that another process started and whose last
  * event in the history is not an end; resolves with how many. Each subflow of a resumed run
- * ends its own (subflows resume too, with the same id).
+ * ends its own (subflows resume too, with the same id). `cause` is the message of their end: by
+ * default, that the run resumed elsewhere; a run ended for good by a reader gives its own.
  */
-export async function endLostTaskRuns(host: LostTaskRunsHost, run: ResumedFlowRun): Promise<number> {
+export async function endLostTaskRuns(host: LostTaskRunsHost, run: ResumedFlowRun, cause = resumedCause(run)): Promise<number> {
   const { connection, subjects } = host;
   const consumer = await jetstream(connection).consumers.get(subjects.eventsStream, {
     filter_subjects: subjects.eventFilter({ flowName: run.flowName, flowRunId: run.id, kind: 'task' }),
@@ -56,7 +57,7 @@ export async function endLostTaskRuns(host: LostTaskRunsHost, run: ResumedFlowRu
     const decoded = parseMessage(message.data);
     const last = decoded === null ? null : parseRunEvent(decoded);
     if (last !== null && last.type === 'task.state' && last.flowRunId === run.id && !isTerminal(last.state.name) && !run.startedHere(last.taskRunId)) {
-      host.publishEvent(message.subject, lostEvent(last, run, host.now()));
+      host.publishEvent(message.subject, lostEvent(last, cause, host.now()));
       ended += 1;
     }
     if (read >= pending) break;
@@ -64,12 +65,12 @@ export async function endLostTaskRuns(host: LostTaskRunsHost, run: ResumedFlowRu
   return ended;
 }
 
-function lostEvent(last: TaskStateEvent, run: ResumedFlowRun, now: number): TaskStateEvent {
-  const state = makeRunState('Crashed', now, last.state.attempt, {
-    name: 'CrashedError',
-    code: 'CRASHED',
-    message: `the process that ran flow run '${run.name}' died; the flow run resumed in another process, which makes this call again as a new task run`,
-    retryable: false,
-  });
+/** Why the task runs of a resumed run ended: their run goes on elsewhere, with calls of its own. */
+function resumedCause(run: ResumedFlowRun): string {
+  return `the process that ran flow run '${run.name}' died; the flow run resumed in another process, which makes this call again as a new task run`;
+}
+
+function lostEvent(last: TaskStateEvent, cause: string, now: number): TaskStateEvent {
+  const state = makeRunState('Crashed', now, last.state.attempt, { name: 'CrashedError', code: 'CRASHED', message: cause, retryable: false });
   return { ...last, seq: last.seq + 1, state };
 }

@@ -76,6 +76,11 @@ export interface RunAdminHost {
   watchFlowRun(flowRunId: string): EventStream;
   /** Asks the process that owns the flow run to cancel it (`Orchestrator.cancelRun`). */
   requestCancel(flowRunId: string, reason: string): Promise<void>;
+  /**
+   * Ends `Crashed`, in the event history, the task runs a flow run's dead process left in
+   * flight, with `cause` as their message; resolves with how many (0 without a history).
+   */
+  endLostTaskRuns(run: { id: string; name: string; flowName: string }, cause: string): Promise<number>;
 }
 
 /** What `cancel()` did with a flow run that had not ended. */

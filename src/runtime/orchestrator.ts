@@ -40,7 +40,7 @@ import { FlowServer } from '../durable/flow-server.js';
 import { RunAdmin } from '../durable/run-admin.js';
 import { enqueueFlowRun } from '../durable/flow-queue.js';
 import type { FlowRunRecord } from '../durable/records.js';
-import { endLostTaskRuns, type ResumedFlowRun } from '../durable/lost-task-runs.js';
+import { endLostTaskRuns, type LostTaskRunsHost, type ResumedFlowRun } from '../durable/lost-task-runs.js';
 import { failureFields, toPermissionDenied } from '../nats/passing-failure.js';
 
 export interface OrchestratorOptions {
@@ -432,6 +432,7 @@ export class Orchestrator implements AsyncDisposable {
       isRunning: (flowRunId) => this.#engine.flowRuns.has(flowRunId),
       resume: (definition, record, revision) => this.#resume(definition, record, revision),
       publishEvent: (subject, event) => this.#engine.publishEvent(subject, event),
+      endLostTaskRuns: (run, cause) => this.#endLostTaskRunsOf(run, cause),
     });
     this.#directory = directory;
     this.#flowServer = server;
@@ -454,17 +455,30 @@ export class Orchestrator implements AsyncDisposable {
 
   /** Ends `Crashed`, in the history, the task runs a dead process left in flight in a resumed flow run or subflow. */
   #endLostTaskRuns(run: ResumedFlowRun): void {
-    const nats = this.#nats;
-    if (nats === undefined || !this.#history) return;
-    const engine = this.#engine;
-    const { subjects, engineLogger } = engine;
-    const host = { connection: nats, subjects, now: () => engine.now(), publishEvent: (subject: string, event: RunEvent) => engine.publishEvent(subject, event) };
+    const host = this.#lostTaskRunsHost();
+    if (host === undefined) return;
+    const { engineLogger } = this.#engine;
     endLostTaskRuns(host, run).then(
       (ended) => {
         if (ended > 0) engineLogger.info({ flowRunId: run.id }, `Ended ${ended} task run(s) of flow run '${run.name}' that its previous process left running: Crashed`);
       },
       (err: unknown) => engineLogger.warn({ ...failureFields(err), flowRunId: run.id }, 'could not end the task runs the previous process of a resumed flow run left running'),
     );
+  }
+
+  /** Ends the task runs a dead owner's flow run left in flight, the run itself being ended for good. */
+  async #endLostTaskRunsOf(run: { id: string; name: string; flowName: string }, cause: string): Promise<number> {
+    const host = this.#lostTaskRunsHost();
+    // Nothing this process started: every task run of a dead owner's run is lost.
+    return host === undefined ? 0 : endLostTaskRuns(host, { ...run, startedHere: () => false }, cause);
+  }
+
+  /** What ending lost task runs needs: the history, over NATS; none without it. */
+  #lostTaskRunsHost(): LostTaskRunsHost | undefined {
+    const nats = this.#nats;
+    if (nats === undefined || !this.#history) return undefined;
+    const engine = this.#engine;
+    return { connection: nats, subjects: engine.subjects, now: () => engine.now(), publishEvent: (subject: string, event: RunEvent) => engine.publishEvent(subject, event) };
   }
 
   /**
@@ -514,6 +528,7 @@ export class Orchestrator implements AsyncDisposable {
       },
       leases: async () => (nats ? readLeases(nats, this.namespace) : undefined),
       watchFlowRun: (flowRunId) => this.watch({ flowRunId, kind: 'flow' }),
+      endLostTaskRuns: (run, cause) => this.#endLostTaskRunsOf(run, cause),
       requestCancel: (flowRunId, reason) => this.cancelRun(flowRunId, reason),
     });
     return this.#runs;

@@ -47,6 +47,7 @@ function admin(store: Store) {
       throw new Error('not watched here');
     },
     requestCancel: async (flowRunId, reason) => void requested.push({ flowRunId, reason }),
+    endLostTaskRuns: async () => 0,
   });
   return { runs, events, requested };
 }

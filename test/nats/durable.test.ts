@@ -105,6 +105,25 @@ async function lastTaskStates(admin: Orchestrator, flowRunId: string, count: num
   return last;
 }
 
+/** The last state of each task run of a flow run in the history, once one has ended Crashed and none is left in flight. */
+async function taskStatesOnceCrashed(admin: Orchestrator, flowRunId: string): Promise<RunState[]> {
+  const last = new Map<string, RunState>();
+  const events = admin.watch({ flowRunId, kind: 'task', since: { seq: 0 } });
+  const timer = setTimeout(() => events.close(), 10_000);
+  try {
+    for await (const event of events) {
+      if (event.type !== 'task.state') continue;
+      last.set(event.taskRunId, event.state);
+      const states = [...last.values()];
+      if (states.some((state) => state.name === 'Crashed') && states.every((state) => isTerminal(state.name))) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    events.close();
+  }
+  return [...last.values()];
+}
+
 /** The history's events of one run (its own, or its task runs'), from the start until `last` matches one. */
 async function eventsUntil(admin: Orchestrator, flowRunId: string, kind: 'flow' | 'task', last: (event: RunEvent) => boolean): Promise<RunEvent[]> {
   const seen: RunEvent[] = [];
@@ -212,6 +231,10 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     const crashed = await waitUntil(async () => (await admin.runs.list({ state: 'Crashed' }))[0]);
     expect(crashed.error?.message).toMatch(/its process stopped, and no live process serves flow 'durable-steps'/);
     expect(runs.map((r) => r.id)).toContain(crashed.id);
+    // Its task run in flight ends Crashed too: nobody resumes the run to end it.
+    const states = await taskStatesOnceCrashed(admin, crashed.id);
+    expect(states.filter((state) => !isTerminal(state.name))).toEqual([]);
+    expect(states.find((state) => state.name === 'Crashed')?.message).toMatch(/ended Crashed: its process stopped/);
     const others = (await admin.runs.list()).filter((r) => r.id !== crashed.id);
     expect(others.map((r) => r.state.name)).toEqual(['Running']);
     survivor.signal('SIGKILL');
@@ -236,6 +259,9 @@ describe('durable flow runs when every process died', { timeout: 40_000 }, () =>
     });
     expect(crashed.id).toBe(running!.id);
     expect(crashed.error?.message).toMatch(/no live process serves flow 'durable-steps'/);
+    const states = await taskStatesOnceCrashed(admin, crashed.id);
+    expect(states.filter((state) => !isTerminal(state.name))).toEqual([]);
+    expect(states.find((state) => state.name === 'Crashed')?.message).toMatch(/ended Crashed: its process stopped/);
     // The reader that ended it says so at info level: listing runs is no error of its own.
     const line = adminLog.records.find((r) => /Finished in state Crashed/.test(r.msg));
     expect(line).toMatchObject({ level: 30, flowRunId: crashed.id });

@@ -121,6 +121,8 @@ const DEFAULT_CONCURRENCY = 16;
  * for ever, and the attempt that replaces it may be waiting for this very slot.
  */
 const ABANDONED_BODY_GRACE_MS = 5_000;
+/** How long one pull request for dispatches lasts at the server, in ms (nats.js allows 1,000 and up). */
+const PULL_EXPIRES_MS = 2_000;
 
 /**
  * Attempts are held by task run and attempt: a task run's next attempt may come to the same
@@ -282,7 +284,11 @@ export class TaskWorker implements AsyncDisposable {
       const consumerName = await ensureTaskConsumer(jsm, subjects, pool, name);
       if (this.#actor.getSnapshot().value !== 'Starting') return;
       const consumer = await js.consumers.get(subjects.tasksStream, consumerName);
-      const messages = await consumer.consume({ max_messages: this.concurrency });
+      // Short pull requests: the server goes on handing dispatches to a pull until it expires, and
+      // a worker frozen mid-work (SIGSTOP, a paused VM) would take the restarts of the very attempts
+      // it lost, each then waiting out the ack wait. Expired after 2 s, a frozen worker's pull is
+      // gone by the time its attempts are judged crashed (3 s by default).
+      const messages = await consumer.consume({ max_messages: this.concurrency, expires: PULL_EXPIRES_MS });
       this.#consumers.push(messages);
       void this.#consume(messages, definition);
     }

@@ -87,8 +87,11 @@ async function scene(context: TestContext, adminLogger = silentLogger()): Promis
   };
 }
 
-/** The last state of each task run of the flow run, from the history, once there are `count` task runs that all ended. */
-async function lastTaskStates(admin: Orchestrator, flowRunId: string, count: number): Promise<Map<string, RunState>> {
+/**
+ * The last state of each task run of a flow run in the history, read from the start until
+ * `enough` says so of what was read (or 10 s passed).
+ */
+async function lastTaskStates(admin: Orchestrator, flowRunId: string, enough: (states: RunState[]) => boolean): Promise<RunState[]> {
   const last = new Map<string, RunState>();
   const events = admin.watch({ flowRunId, kind: 'task', since: { seq: 0 } });
   const timer = setTimeout(() => events.close(), 10_000);
@@ -96,26 +99,7 @@ async function lastTaskStates(admin: Orchestrator, flowRunId: string, count: num
     for await (const event of events) {
       if (event.type !== 'task.state') continue;
       last.set(event.taskRunId, event.state);
-      if (last.size === count && [...last.values()].every((state) => isTerminal(state.name))) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    events.close();
-  }
-  return last;
-}
-
-/** The last state of each task run of a flow run in the history, once one has ended Crashed and none is left in flight. */
-async function taskStatesOnceCrashed(admin: Orchestrator, flowRunId: string): Promise<RunState[]> {
-  const last = new Map<string, RunState>();
-  const events = admin.watch({ flowRunId, kind: 'task', since: { seq: 0 } });
-  const timer = setTimeout(() => events.close(), 10_000);
-  try {
-    for await (const event of events) {
-      if (event.type !== 'task.state') continue;
-      last.set(event.taskRunId, event.state);
-      const states = [...last.values()];
-      if (states.some((state) => state.name === 'Crashed') && states.every((state) => isTerminal(state.name))) break;
+      if (enough([...last.values()])) break;
     }
   } finally {
     clearTimeout(timer);
@@ -123,6 +107,11 @@ async function taskStatesOnceCrashed(admin: Orchestrator, flowRunId: string): Pr
   }
   return [...last.values()];
 }
+
+/** Whether `count` task runs were read and all of them ended. */
+const allEnded = (count: number) => (states: RunState[]) => states.length === count && states.every((state) => isTerminal(state.name));
+/** Whether one task run ended Crashed and none is left in flight. */
+const crashedAndNoneInFlight = (states: RunState[]) => states.some((state) => state.name === 'Crashed') && states.every((state) => isTerminal(state.name));
 
 /** The history's events of one run (its own, or its task runs'), from the start until `last` matches one. */
 async function eventsUntil(admin: Orchestrator, flowRunId: string, kind: 'flow' | 'task', last: (event: RunEvent) => boolean): Promise<RunEvent[]> {
@@ -174,10 +163,10 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     expect(taskRuns.map((task) => [task.position, task.state.name])).toEqual([0, 1, 2, 3, 4, 5].map((position) => [position, 'Completed']));
 
     // The task run the dead process left running ends in the history too: Crashed, told by the taker.
-    const lastStates = await lastTaskStates(admin, record.id, 7);
-    const ends = [...lastStates.values()].map((state) => state.name).sort();
+    const lastStates = await lastTaskStates(admin, record.id, allEnded(7));
+    const ends = lastStates.map((state) => state.name).sort();
     expect(ends).toEqual(['Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Crashed']);
-    const lost = [...lastStates.values()].find((state) => state.name === 'Crashed');
+    const lost = lastStates.find((state) => state.name === 'Crashed');
     expect(lost?.message).toMatch(/^the process that ran flow run '[a-z]+-[a-z]+' died; the flow run resumed in another process/);
   });
 
@@ -201,8 +190,8 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     expect(flowEvents.map((event) => event.seq)).toEqual(flowEvents.map((_, index) => index + 1));
     expect(new Set(flowEvents.map((event) => (event.type === 'flow.state' ? event.flowRunName : undefined)))).toEqual(new Set([subflow!.name]));
     // The subflow's step in flight at the kill ends in the history, Crashed, told by the taker.
-    const lastStates = await lastTaskStates(admin, subflow!.id, 6);
-    expect([...lastStates.values()].map((state) => state.name).sort()).toEqual(['Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Crashed']);
+    const lastStates = await lastTaskStates(admin, subflow!.id, allEnded(6));
+    expect(lastStates.map((state) => state.name).sort()).toEqual(['Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Crashed']);
   });
 
   it('fails a resumed flow run whose task calls changed order, with an error that says so', async (context) => {
@@ -232,7 +221,7 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     expect(crashed.error?.message).toMatch(/its process stopped, and no live process serves flow 'durable-steps'/);
     expect(runs.map((r) => r.id)).toContain(crashed.id);
     // Its task run in flight ends Crashed too: nobody resumes the run to end it.
-    const states = await taskStatesOnceCrashed(admin, crashed.id);
+    const states = await lastTaskStates(admin, crashed.id, crashedAndNoneInFlight);
     expect(states.filter((state) => !isTerminal(state.name))).toEqual([]);
     expect(states.find((state) => state.name === 'Crashed')?.message).toMatch(/ended Crashed: its process stopped/);
     const others = (await admin.runs.list()).filter((r) => r.id !== crashed.id);
@@ -259,7 +248,7 @@ describe('durable flow runs when every process died', { timeout: 40_000 }, () =>
     });
     expect(crashed.id).toBe(running!.id);
     expect(crashed.error?.message).toMatch(/no live process serves flow 'durable-steps'/);
-    const states = await taskStatesOnceCrashed(admin, crashed.id);
+    const states = await lastTaskStates(admin, crashed.id, crashedAndNoneInFlight);
     expect(states.filter((state) => !isTerminal(state.name))).toEqual([]);
     expect(states.find((state) => state.name === 'Crashed')?.message).toMatch(/ended Crashed: its process stopped/);
     // The reader that ended it says so at info level: listing runs is no error of its own.

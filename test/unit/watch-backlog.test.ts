@@ -21,13 +21,18 @@ const taskEvent = (seq: number) => ({
   tags: [],
 });
 
+/** A memory bus, and a watch of all its events that keeps at most 5 unread. */
+function watchAllowingFiveUnread() {
+  const { logger, records } = createMemoryLogger();
+  const bus = createMemoryBus({ logger });
+  const subjects = createSubjects('tenaz');
+  const stream = subscribeEvents(bus, subjects, {}, logger, 5);
+  return { bus, records, stream, subject: subjects.taskEvent('etl', 'run-1', 'load', 'task-1') };
+}
+
 describe('a watch whose events are not read', () => {
   it('keeps at most its limit of unread events, warns of the rest, and yields what it kept in order', async () => {
-    const { logger, records } = createMemoryLogger();
-    const bus = createMemoryBus({ logger });
-    const subjects = createSubjects('tenaz');
-    const stream = subscribeEvents(bus, subjects, {}, logger, 5);
-    const subject = subjects.taskEvent('etl', 'run-1', 'load', 'task-1');
+    const { bus, records, stream, subject } = watchAllowingFiveUnread();
     for (let seq = 1; seq <= 12; seq++) bus.publish(subject, taskEvent(seq));
     await bus.flush();
     stream.close();
@@ -40,11 +45,7 @@ describe('a watch whose events are not read', () => {
   });
 
   it('drops nothing while it is read as events come', async () => {
-    const { logger, records } = createMemoryLogger();
-    const bus = createMemoryBus({ logger });
-    const subjects = createSubjects('tenaz');
-    const stream = subscribeEvents(bus, subjects, {}, logger, 5);
-    const subject = subjects.taskEvent('etl', 'run-1', 'load', 'task-1');
+    const { bus, records, stream, subject } = watchAllowingFiveUnread();
     const seqs: number[] = [];
     const reading = (async () => {
       for await (const event of stream) if (seqs.push(event.seq) === 20) break;

@@ -113,12 +113,6 @@ export async function connectNats(option: NatsOption, logger: Logger): Promise<C
   }
   log.info({ server: connection.getServer() }, 'connected to NATS');
   void watchStatus(connection, log);
-  try {
-    await assertJetStream(connection, servers);
-  } catch (error) {
-    await connection.close().catch(() => {});
-    throw error;
-  }
   return { connection, owned: true };
 }
 
@@ -128,13 +122,13 @@ export async function connectNats(option: NatsOption, logger: Logger): Promise<C
  * reached. Any other answer (a refused permission, a slow server) is left to the step that
  * needs JetStream, which says so in its own words.
  */
-export async function assertJetStream(connection: NatsConnection, servers: string): Promise<void> {
+export async function assertJetStream(connection: NatsConnection): Promise<void> {
   try {
     await jetstreamManager(connection);
   } catch (error) {
     if (!(error instanceof Error) || error.name !== 'JetStreamNotEnabled') return;
     throw new ConnectionFailedError(
-      `the NATS server at ${servers} has no JetStream, where tenaz keeps its task queues, run records and event history: ` +
+      `the NATS server at ${connection.getServer()} has no JetStream, where tenaz keeps its task queues, run records and event history: ` +
         'start nats-server with -js (or a jetstream {} block in its config)',
       { cause: error, retryable: false },
     );

@@ -14,7 +14,7 @@ import { createNatsBus } from '../bus/nats.js';
 import { ClosedError, DrainingError, IllegalStateError, InvalidArgumentError, NatsRequiredError, type PermissionDeniedError } from '../errors.js';
 import { assertKnownKeys, type AllKeys } from '../options.js';
 import { isTerminal } from '../../actors/state.js';
-import { connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
+import { assertJetStream, connectNats, resolveNatsOption, type NatsOption } from '../nats/connection.js';
 import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
 import type { EventFilter, RunEvent } from '../events.js';
@@ -793,6 +793,7 @@ export async function connectOrchestrator(options: ConnectOptions = {}): Promise
   assertLogger(logger);
   const { connection, owned } = await connectNats(option, logger.child({ component: 'tenaz.nats' }));
   try {
+    await assertJetStream(connection);
     const orchestrator = new Orchestrator({ ...options, logger, nats: connection, [OWNED_CONNECTION]: owned });
     await orchestrator[INTERNAL].historyReady();
     return orchestrator;

@@ -8,10 +8,12 @@
 import { formatState, type RunState } from '../../actors/state.js';
 import { setDefaultOrchestrator } from '../runtime/ambient.js';
 import type { FlowRun } from '../runtime/handles.js';
-import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { createSubjects } from '../subjects.js';
+import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { toResultJson } from './format-run.js';
 import { assertFlowFile, loadFlowFile } from './load.js';
 import { parseParamTexts, toFlowArgs } from './params.js';
+import { assertPermitted, flowOwnerPermissions } from './permissions.js';
 import { selectFlow } from './select.js';
 import { SHUTDOWN_SIGNALS, exitCodeOf } from './shutdown.js';
 import { createCliLogger, type CliStreams } from './streams.js';
@@ -34,6 +36,10 @@ export interface RunCommandOptions extends ConnectionFlags, LogFlags {
 export async function runCommand(file: string, options: RunCommandOptions, io: CliStreams): Promise<number> {
   const texts = parseParamTexts(options.param ?? []);
   assertFlowFile(file, io.cwd);
+  // Over NATS, this process owns the run: a user that may not (the worker and observer roles)
+  // is told so now, in one line, rather than by a run failing step after step.
+  const owner = 'run it as the client or service role';
+  await assertPermitted(options, 'run', flowOwnerPermissions(createSubjects(namespaceOf(options)), 'tenaz run', owner));
   const logger = createCliLogger(io, options);
   const { orchestrator } = await openOrchestrator(options, { command: 'run', logger });
   // Before the import, so that flows the file runs at module level use this orchestrator too.

@@ -11,6 +11,7 @@ import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } fr
 import { CliError } from './errors.js';
 import { NoHistoryError } from '../history.js';
 import { createEventFormatter } from './format-event.js';
+import { probePermissions } from './permissions.js';
 import { exitCodeOf, trapShutdownSignals } from './shutdown.js';
 import { createCliLogger, note, type CliStreams } from './streams.js';
 
@@ -46,11 +47,17 @@ export async function watchCommand(options: WatchCommandOptions, io: CliStreams)
     if (error instanceof CliError) throw error;
     throw new CliError(`bad filter: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
+  // A user that may not subscribe to live events (the worker role) may read the history,
+  // through which live events come anyway once it exists: it follows the history alone,
+  // rather than warn about a refused subscription it does not need.
+  const liveRefused =
+    since === undefined &&
+    (await probePermissions(options, 'watch', [{ operation: 'subscribe', subject, purpose: 'see events as they are published', who: 'tenaz watch', fix: 'follow the event history' }])).length > 0;
   const { orchestrator, server } = await openOrchestrator(options, { command: 'watch', logger, requireNats: true, execution: 'local' });
   const trap = trapShutdownSignals();
   let stopped = false;
   try {
-    const events = orchestrator.watch({ ...filter, since });
+    const events = orchestrator.watch({ ...filter, since: liveRefused ? { time: Date.now() } : since });
     const stop = () => {
       stopped = true;
       events.close();
@@ -61,7 +68,8 @@ export async function watchCommand(options: WatchCommandOptions, io: CliStreams)
     io.stdout.on('error', stop);
     // Once the server has the subscription, nothing published from now on is missed.
     await orchestrator.nats?.flush();
-    note(io, `watching ${subject} on ${server ?? 'NATS'}${since === undefined ? '' : `, from ${options.since} in the history`}`);
+    const how = since !== undefined ? `, from ${options.since} in the history` : liveRefused ? ' through the event history (this user may not subscribe to live events)' : '';
+    note(io, `watching ${subject} on ${server ?? 'NATS'}${how}`);
     const format = createEventFormatter({ json: options.json, colorize: io.stdout.isTTY === true && !process.env.NO_COLOR });
     // The orchestrator validates what comes off the wire: only run events get here.
     try {

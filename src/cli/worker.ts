@@ -15,9 +15,11 @@ import { setDefaultOrchestrator } from '../runtime/ambient.js';
 import { registeredFlows, registeredTasks } from '../runtime/definitions.js';
 import type { TaskWorker } from '../remote/worker.js';
 import type { Orchestrator } from '../runtime/orchestrator.js';
-import { openFlowOwner, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { createSubjects } from '../subjects.js';
+import { namespaceOf, openFlowOwner, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
 import { CliError } from './errors.js';
 import { assertFlowFile, loadFlowFile } from './load.js';
+import { describeRefusal, flowOwnerPermissions, probePermissions, taskWorkerPermissions, type Permission } from './permissions.js';
 import { trapShutdownSignals } from './shutdown.js';
 import { createCliLogger, note, type CliStreams } from './streams.js';
 
@@ -44,6 +46,10 @@ export const DEFAULT_WORKER_GRACE_MS = 30_000;
 export async function workerCommand(file: string, options: WorkerCommandOptions, io: CliStreams): Promise<number> {
   const graceMs = options.graceMs ?? DEFAULT_WORKER_GRACE_MS;
   assertFlowFile(file, io.cwd);
+  // Probed before this process connects for good, so that a user of the wrong role reads one
+  // line and nothing else: what the file needs is known once it is loaded, below.
+  const needs = permissionsOf(options);
+  const refusals = await probePermissions(options, 'worker', [...needs.tasks, ...needs.flows]);
   const logger = createCliLogger(io, options);
   // Task bodies run here, so tasks they call run here too, not dispatched again (a body waiting
   // for a task that waits for a free slot of its own worker could wait for ever).
@@ -59,6 +65,10 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
     await loadFlowFile(file, io.cwd);
     const servesFlows = options.flows !== false && registeredFlows().size > 0;
     if (registeredTasks().size === 0 && !servesFlows) throw new CliError(`no task or flow found in ${file}: define them with task() and flow()`);
+    // Before serving anything: a user of the wrong role is told so in one line, not by
+    // warnings while the worker half works or by the first claim it makes being refused.
+    const refused = refusals.find((permission) => servesFlows || needs.tasks.includes(permission));
+    if (refused !== undefined) throw new CliError(describeRefusal(servesFlows && needs.tasks.includes(refused) ? { ...refused, fix: SERVICE_FIX } : refused));
     const worker = startWorker(orchestrator, options);
     if (servesFlows) flowOwner = await openFlowOwner(orchestrator, options, logger);
     // Both awaited together, so that neither fails unseen while the other is awaited.
@@ -106,6 +116,18 @@ export async function workerCommand(file: string, options: WorkerCommandOptions,
 async function closeAll(flowOwner: Orchestrator | undefined, orchestrator: Orchestrator): Promise<void> {
   await flowOwner?.close();
   await orchestrator.close();
+}
+
+/** What to do about a worker's right refused to a process that serves flows too. */
+const SERVICE_FIX = 'run it as the service role, which serves flows and tasks';
+
+/** What the worker needs the server to grant its user: a worker's rights, and an owner's if it may serve flows. */
+function permissionsOf(flags: WorkerCommandOptions): { tasks: Permission[]; flows: Permission[] } {
+  const subjects = createSubjects(namespaceOf(flags));
+  return {
+    tasks: taskWorkerPermissions(subjects, 'run it as the worker or service role'),
+    flows: flags.flows === false ? [] : flowOwnerPermissions(subjects, 'serving flows', 'give --no-flows to serve the tasks only, or run it as the service role'),
+  };
 }
 
 /** Serves the file's flows; resolves with their names. A flow name defined twice is the user's to fix. */

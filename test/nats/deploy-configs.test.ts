@@ -456,26 +456,25 @@ describe('auth.conf', () => {
     // A role that may not run flows trying to: one line, exit 2, before any run is made.
     const run = processes.spawn(['run', 'test/fixtures/nats/chain.ts', '--flow', 'chain', '--param', 'n=2', '--nats', observer]);
     expect((await run.exited).code).toBe(2);
-    expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: the NATS server refused this user: Permissions Violation for Publish to "\$JS\.API\.STREAM\.CREATE\./);
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: the NATS user may not subscribe to 'tenaz\.owner\.\*', which tenaz run needs to .*: run it as the client or service role; /);
     expect(run.stderr).not.toMatch(/\n\s+at |"stack"/);
     // The worker role serving flows too (without --no-flows, an easy slip): one line, no stack, exit 2.
     const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--nats', url.replace('nats://', 'nats://worker:change-me-worker@')]);
     expect((await worker.exited).code).toBe(2);
-    expect(worker.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: .*Permissions Violation for Publish to "\$JS\.API\.STREAM\.CREATE\./);
+    expect(worker.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: the NATS user may not subscribe to 'tenaz\.owner\.\*', which serving flows needs to .*: give --no-flows to serve the tasks only, or run it as the service role; /);
     expect(worker.stderr).not.toMatch(/\n\s+at /);
   }, 30_000);
 
-  it('stops a worker whose user may not claim task runs (the observer role), in one line with exit 2, rather than holding up every flow', async (context) => {
+  it('stops a worker whose user may not claim task runs (the observer role) before it serves, in one line with exit 2', async (context) => {
     const processes = new TenazProcesses();
     context.onTestFinished(() => processes.killAll());
     const as_ = (user: string) => url.replace('nats://', `nats://${user}:change-me-${user}@`);
     // The tasks stream, as a worker of the right role would have made it: the observer may not.
     await ensureTasksStream(await jetstreamManager(await as('worker')), createSubjects());
     const worker = processes.spawn(['worker', 'test/fixtures/nats/chain.ts', '--no-flows', '--nats', as_('observer')]);
-    await worker.waitFor('stderr', /^tenaz: serving /m);
-    processes.spawn(['run', 'test/fixtures/nats/chain.ts', '--flow', 'chain', '--param', 'n=2', '--nats', as_('client')]);
     expect((await worker.exited).code).toBe(2);
-    expect(worker.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: the NATS server refused this user: Permissions Violation for Publish to "tenaz\.owner\./);
+    expect(worker.stderr).not.toMatch(/^tenaz: serving /m);
+    expect(worker.stderr.trim().split('\n').at(-1)).toMatch(/^tenaz: the NATS user may not subscribe to 'tenaz\.worker\.\*', which a worker needs to .*: run it as the worker or service role; /);
     expect(worker.stderr).not.toMatch(/\n\s+at /);
   }, 30_000);
 

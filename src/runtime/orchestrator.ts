@@ -19,6 +19,7 @@ import { TaskDispatcher } from '../remote/dispatcher.js';
 import { TaskWorker, type WorkerOptions } from '../remote/worker.js';
 import type { EventFilter, RunEvent } from '../events.js';
 import { ensureEventsStream, parseSince, type HistoryOptions, type Since } from '../history.js';
+import { HistoryWriter } from '../history-writer.js';
 import { followHistory, replayHistory, subscribeEvents, type EventStream } from './watch.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { DropCounter } from '../drop-counter.js';
@@ -248,6 +249,8 @@ export class Orchestrator implements AsyncDisposable {
   /** Settles once the history stream exists (or could not be made). */
   #historyReady: Promise<void> = Promise.resolve();
   #historyRefusal: PermissionDeniedError | undefined;
+  /** Stores the events published here in the history, once it exists (see `HistoryWriter`). */
+  #historyWriter: HistoryWriter | undefined;
   #state: 'open' | 'draining' | 'closed' = 'open';
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
@@ -354,7 +357,10 @@ export class Orchestrator implements AsyncDisposable {
       publishEvent: (subject, event) => {
         // Observers are told, but a bus that fails must not stop the runs themselves.
         try {
-          if (!bus.isClosed) bus.publish(subject, event);
+          if (bus.isClosed) return;
+          // Once this process has the history, each event is sent until the history stores it.
+          if (this.#historyWriter !== undefined) this.#historyWriter.publish(subject, event);
+          else bus.publish(subject, event);
         } catch (err) {
           engineLogger.warn({ err, subject }, 'could not publish a run event');
         }
@@ -383,6 +389,9 @@ export class Orchestrator implements AsyncDisposable {
     const history = this.#historyOption;
     this.#historyReady = jetstreamManager(nats)
       .then((jsm) => ensureEventsStream(jsm, subjects, history, this.#replicas))
+      .then(() => {
+        if (this.#state !== 'closed') this.#historyWriter = new HistoryWriter(nats, engineLogger);
+      })
       .catch((err: unknown) => {
         this.#historyRefusal = toPermissionDenied(err);
         engineLogger.warn(failureFields(err), 'could not create the event history stream; events are not kept');
@@ -724,6 +733,7 @@ export class Orchestrator implements AsyncDisposable {
     this.#engine.durable?.close();
     this.#engine.remote?.dispatcher.close();
     this.#control?.unsubscribe();
+    this.#historyWriter?.close();
     await this.#engine.bus.drain();
     await this.#engine.store.close();
     this.#actorParent.stop();

@@ -39,14 +39,41 @@ export function subscribeEvents(bus: Bus, subjects: Subjects, filter: EventFilte
   return {
     async *[Symbol.asyncIterator]() {
       const deliveries = { [Symbol.asyncIterator]: () => unread.iterator(subject, () => subscription.unsubscribe()) };
+      // A process that keeps the history sends an event again until it is stored: once here.
+      const seen = new LastSeqs();
       for await (const delivery of deliveries) {
         const event = parseRunEvent(delivery.message);
-        if (event) yield event;
-        else drops.drop({ subject: delivery.subject, type: delivery.message.type });
+        if (event === null) drops.drop({ subject: delivery.subject, type: delivery.message.type });
+        else if (seen.isNew(event)) yield event;
       }
     },
     close: () => subscription.unsubscribe(),
   };
+}
+
+/** Runs remembered per generation by `LastSeqs`: two generations, some 10 MB at most. */
+const SEEN_RUNS_PER_GENERATION = 50_000;
+
+/**
+ * The last event sequence seen of each of the most recent runs: an event at or below it was
+ * yielded already (a run numbers its events in order, and one process publishes them in that
+ * order). Old runs are forgotten a generation at a time.
+ */
+class LastSeqs {
+  #current = new Map<string, number>();
+  #previous = new Map<string, number>();
+
+  isNew(event: RunEvent): boolean {
+    const run = event.type === 'flow.state' ? `flow:${event.flowRunId}` : `task:${event.taskRunId}`;
+    const last = this.#current.get(run) ?? this.#previous.get(run);
+    if (last !== undefined && event.seq <= last) return false;
+    this.#current.set(run, event.seq);
+    if (this.#current.size >= SEEN_RUNS_PER_GENERATION) {
+      this.#previous = this.#current;
+      this.#current = new Map();
+    }
+    return true;
+  }
 }
 
 /** The history from `since` on, then live events as they are stored. */

@@ -70,11 +70,13 @@ export type HistoricRunEvent = RunEvent & {
   readonly streamSeq: number;
 };
 
-/** Makes sure the history stream exists; idempotent, and safe when several processes race. */
-export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjects, options: HistoryOptions = {}, replicas = 1): Promise<void> {
+/**
+ * Makes sure the history stream exists; idempotent, and safe when several processes race.
+ * Resolves with its number of replicas (as made, or as another process made it).
+ */
+export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjects, options: HistoryOptions = {}, replicas = 1): Promise<number> {
   try {
-    await jsm.streams.info(subjects.eventsStream);
-    return;
+    return (await jsm.streams.info(subjects.eventsStream)).config.num_replicas;
   } catch (error) {
     if (!/not found/i.test(String((error as Error)?.message))) throw error;
   }
@@ -91,7 +93,9 @@ export async function ensureEventsStream(jsm: JetStreamManager, subjects: Subjec
     });
   } catch (error) {
     if (!/already in use/i.test(String((error as Error)?.message))) throw error;
+    return (await jsm.streams.info(subjects.eventsStream)).config.num_replicas;
   }
+  return replicas;
 }
 
 /** The history stream is missing (no flow has run here yet) or cannot be read. */

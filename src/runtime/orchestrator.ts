@@ -389,8 +389,12 @@ export class Orchestrator implements AsyncDisposable {
     const history = this.#historyOption;
     this.#historyReady = jetstreamManager(nats)
       .then((jsm) => ensureEventsStream(jsm, subjects, history, this.#replicas))
-      .then(() => {
-        if (this.#state !== 'closed') this.#historyWriter = new HistoryWriter(nats, engineLogger);
+      .then((historyReplicas) => {
+        // Only a replicated history elects leaders, and drops what is published meanwhile. On one
+        // server a plain publish is stored whenever the server is up (the client keeps what it
+        // publishes while it reconnects), and the writer's acknowledgements would cost W1 over
+        // NATS about a quarter of its throughput for nothing.
+        if (this.#state !== 'closed' && historyReplicas > 1) this.#historyWriter = new HistoryWriter(nats, engineLogger);
       })
       .catch((err: unknown) => {
         this.#historyRefusal = toPermissionDenied(err);

@@ -9,7 +9,7 @@ import { encode } from './codec.js';
 import { LogThrottle } from './drop-counter.js';
 import type { RunEvent } from './events.js';
 import { describeFailure, toPermissionDenied } from './nats/passing-failure.js';
-import { StreamPublisher } from './nats/stream-publisher.js';
+import { MSG_ID_HEADER, StreamPublisher } from './nats/stream-publisher.js';
 
 /** How long a run event waits for the history's acknowledgement before it is sent again, in ms. */
 const EVENT_ACK_TIMEOUT_MS = 3_000;
@@ -22,8 +22,6 @@ const MAX_EVENT_BACKOFF_MS = 1_000;
 const EVENT_GIVE_UP_MS = 110_000;
 /** At most one line per this interval about run events given up, in ms. */
 const GIVE_UP_LOG_INTERVAL_MS = 5_000;
-/** The header JetStream deduplicates publishes by. */
-const MSG_ID_HEADER = 'Nats-Msg-Id';
 
 /** A run event on its way to the history. */
 interface PendingEvent {

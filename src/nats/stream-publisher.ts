@@ -20,6 +20,9 @@ const NO_RESPONDERS_STATUS = 503;
 const MAX_SWEEP_MS = 1_000;
 const decoder = new TextDecoder();
 
+/** The header JetStream deduplicates publishes by, within the stream's duplicate window. */
+export const MSG_ID_HEADER = 'Nats-Msg-Id';
+
 export interface PubAck {
   stream: string;
   seq: number;

@@ -15,7 +15,7 @@ import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-n
 import type { Logger } from 'pino';
 import { PayloadTooLargeError, TimeoutError, type PermissionDeniedError } from '../errors.js';
 import type { RemoteTaskRun } from './dispatcher.js';
-import { StreamPublisher } from '../nats/stream-publisher.js';
+import { MSG_ID_HEADER, StreamPublisher } from '../nats/stream-publisher.js';
 import { describeFailure, toPermissionDenied } from '../nats/passing-failure.js';
 import { LogThrottle } from '../drop-counter.js';
 
@@ -25,8 +25,6 @@ const FIRST_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2_000;
 /** At most one line per this interval about dispatches the server refuses this user, in ms. */
 const REFUSAL_LOG_INTERVAL_MS = 5_000;
-/** The header JetStream deduplicates publishes by. */
-const MSG_ID_HEADER = 'Nats-Msg-Id';
 
 /** One dispatch on its way to the stream. */
 interface PendingDispatch {

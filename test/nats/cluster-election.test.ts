@@ -22,6 +22,7 @@ import { createOrchestrator } from '../../src/runtime/orchestrator.js';
 import type { EventStream } from '../../src/runtime/watch.js';
 import { createSubjects } from '../../src/subjects.js';
 import { freePort, startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { poll } from '../support/poll.js';
 
 const logger = pino({ level: process.env.TENAZ_TEST_LOG ?? 'silent' });
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -56,22 +57,6 @@ async function connectTo(node: ClusterNode): Promise<NatsConnection> {
   const connection = await connect({ servers: node.server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   cleanups.push(() => connection.close());
   return connection;
-}
-
-/** Polls `check` until it returns a value, keeping the last error for the message. */
-async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${String(last)})`);
-    await sleep(100);
-  }
 }
 
 function runKey(event: RunEvent): string {

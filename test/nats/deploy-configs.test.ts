@@ -33,6 +33,7 @@ import { connectOrchestrator, flow, task } from '../../src/index.js';
 import { TenazProcesses } from '../fixtures/nats/tenaz-process.js';
 import { ensureTasksStream } from '../../src/remote/streams.js';
 import { createSubjects } from '../../src/subjects.js';
+import { poll } from '../support/poll.js';
 
 const NATS_DIR = fileURLToPath(new URL('../../deploy/nats/', import.meta.url));
 const SINGLE = join(NATS_DIR, 'single.conf');
@@ -226,24 +227,6 @@ async function open(url: string, user?: string, pass?: string): Promise<NatsConn
   });
   perTest.connections.add(nc);
   return nc;
-}
-
-/** Polls `check` until it returns a value or `timeoutMs` passes. */
-async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`, { cause: last });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Resolves with the next permissions violation the server reports on `nc`. */

@@ -173,8 +173,11 @@ export class FlowRunRuntime implements RecordedFlowRun {
       return;
     }
     const where = this.parent ? this.parent.logger : this.#engine.engineLogger;
-    if (this.#startedBy !== undefined) where.info({ flowRunId: this.id }, this.#startedBy);
-    else where.info(`Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
+    // The new run's id goes with the line (`runs cancel` takes it); a subflow's under its own key,
+    // as its parent's logger names the parent's run already.
+    const ids = this.parent ? { subflowRunId: this.id } : { flowRunId: this.id };
+    if (this.#startedBy !== undefined) where.info(ids, this.#startedBy);
+    else where.info(ids, `Created ${this.parent ? 'subflow' : 'flow'} run '${this.name}' for flow '${this.flowName}'`);
     // A subflow starts on the next turn of the event loop: a flow that calls itself
     // before its first await then recurses through the loop, not the stack, and stays cancellable.
     // A top-level run starts once its caller's synchronous code is done, so that a `watch()`

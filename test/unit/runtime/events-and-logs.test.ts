@@ -128,7 +128,7 @@ describe('log records', () => {
     await run.result();
     const created = fx.records.filter((r) => r.component === 'tenaz.engine' && r.msg.startsWith('Created flow run'));
     expect(created.map(strip)).toEqual([
-      { level: 30, component: 'tenaz.engine', msg: `Created flow run '${run.name}' for flow '${flowName}'` },
+      { level: 30, component: 'tenaz.engine', flowRunId: run.id, msg: `Created flow run '${run.name}' for flow '${flowName}'` },
     ]);
     const finished = fx.records.filter((r) => r.flowRunId === run.id && r.msg.startsWith('Finished in state'));
     expect(finished.map(strip)).toEqual([

@@ -84,6 +84,12 @@ export const FLOW_CANCELLED_ERROR: StateError = {
   retryable: false,
 };
 
+/** The failure of a run ended by a cancel: `FLOW_CANCELLED_ERROR`, with the cancel's reason when it gave one. */
+function cancelledBy(reason: string | undefined): FlowRunFailure {
+  if (reason === undefined || reason === '' || reason === 'cancelled') return { kind: 'error', error: FLOW_CANCELLED_ERROR };
+  return { kind: 'error', error: { ...FLOW_CANCELLED_ERROR, message: `${FLOW_CANCELLED_ERROR.message}: ${reason}` } };
+}
+
 export const flowRunMachine = setup({
   types: {
     input: {} as FlowRunInput,
@@ -98,6 +104,8 @@ export const flowRunMachine = setup({
     cancelChildren: (_, _params: { reason: string }) => {},
     decideRetryDelay: assign({ retryDelayMs: 0 }),
     nextAttempt: assign({ attempt: ({ context }) => context.attempt + 1 }),
+    /** A cancel names why, when it says more than the word itself: the run's end message carries it. */
+    recordCancel: assign({ failure: ({ context, event }) => (event.type === 'cancel' ? cancelledBy(event.reason) : context.failure) }),
   },
   delays: {
     retryDelay: ({ context }) => context.retryDelayMs,
@@ -174,7 +182,7 @@ export const flowRunMachine = setup({
                 { type: 'cancelChildren', params: { reason: 'flow run timed out' } },
               ],
             },
-            cancel: 'Cancelling',
+            cancel: { target: 'Cancelling', actions: 'recordCancel' },
             'supervisor.escalated': {
               target: '#flowRun.Failed',
               actions: [
@@ -209,7 +217,7 @@ export const flowRunMachine = setup({
       entry: { type: 'publish', params: { state: 'AwaitingRetry' } },
       always: { guard: ({ context }) => context.retryDelayMs === 0, target: 'Active', actions: 'nextAttempt' },
       after: { retryDelay: { target: 'Active', actions: 'nextAttempt' } },
-      on: { cancel: 'Cancelled' },
+      on: { cancel: { target: 'Cancelled', actions: 'recordCancel' } },
     },
     Completed: { type: 'final', entry: { type: 'publish', params: { state: 'Completed' } } },
     Failed: { type: 'final', entry: { type: 'publish', params: { state: 'Failed' } } },
@@ -218,7 +226,8 @@ export const flowRunMachine = setup({
     Cancelled: {
       type: 'final',
       entry: [
-        assign({ failure: { kind: 'error', error: FLOW_CANCELLED_ERROR } }),
+        // The cancel's own failure, with its reason, when a cancel led here (not a stale one of an earlier attempt).
+        assign({ failure: ({ context }) => (context.failure?.error.code === FLOW_CANCELLED_ERROR.code ? context.failure : cancelledBy(undefined)) }),
         { type: 'publish', params: { state: 'Cancelled' } },
       ],
     },

@@ -530,7 +530,8 @@ export class FlowRunRuntime implements RecordedFlowRun {
       case 'TimedOut':
         return new FlowTimeoutError(`flow run '${this.name}' timed out after ${this.definition.options.timeoutMs} ms`);
       case 'Cancelled':
-        return new CancelledError(`flow run '${this.name}' was cancelled`);
+        // `flow run was cancelled`, and the reason the cancel gave, if any.
+        return new CancelledError(`flow run '${this.name}' ${state.message?.replace(/^flow run /, '') ?? 'was cancelled'}`);
       case 'Crashed':
         return new CrashedError(`flow run '${this.name}' crashed: ${state.message ?? 'unknown cause'}`);
       default:

@@ -272,6 +272,18 @@ describe('flowRunMachine', () => {
       expect(snapshot.output?.failure).toEqual({ kind: 'error', error: FLOW_CANCELLED_ERROR });
     });
 
+    it('ends with the reason the cancel gave in its failure, and without one when it gave none', () => {
+      const { actor } = startFlowRun();
+      actor.send({ type: 'cancel', reason: 'the operator stopped it' });
+      actor.send({ type: 'body.succeeded', attempt: 1, value: 'late' });
+      expect(actor.getSnapshot().output?.failure?.error).toEqual({ ...FLOW_CANCELLED_ERROR, message: 'flow run was cancelled: the operator stopped it' });
+
+      const { actor: plain } = startSecondAttempt();
+      plain.send({ type: 'cancel' });
+      plain.send({ type: 'body.failed', attempt: 2, error: retryable });
+      expect(plain.getSnapshot().output?.failure).toEqual({ kind: 'error', error: FLOW_CANCELLED_ERROR });
+    });
+
     it('ends Cancelled after cancelGraceMs exactly when the body never settles', () => {
       const { actor, clock, published, aborted } = startFlowRun();
       actor.send({ type: 'cancel' });

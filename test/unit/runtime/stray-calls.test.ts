@@ -117,3 +117,18 @@ describe('orchestrator options', () => {
     expect(() => fx.orchestrator.watch({ flowname: 'etl' } as never)).toThrow(/unknown watch\(\) option 'flowname'; did you mean 'flowName'\?/);
   });
 });
+
+describe('a cancel with a reason', () => {
+  it('says it in the Cancelled state and in the error the caller gets', async () => {
+    const waits = flow({ name: uniqueName('waits'), cancelGraceMs: 50 }, async () => new Promise((resolve) => setTimeout(resolve, 5_000)));
+    const recorder = recordEvents(fx.orchestrator);
+    const run = fx.orchestrator.start(waits);
+    await recorder.until((event) => event.state.name === 'Running');
+    run.cancel('the operator stopped it');
+    const error = await run.result().catch((e: unknown) => e);
+    expect((error as Error).message).toBe(`flow run '${run.name}' was cancelled: the operator stopped it`);
+    const ended = await recorder.untilFlowEnds(run.id);
+    expect(ended.state).toMatchObject({ name: 'Cancelled', message: 'flow run was cancelled: the operator stopped it' });
+    recorder.close();
+  });
+});

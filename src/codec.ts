@@ -107,8 +107,22 @@ export function parseMessage(bytes: Uint8Array): BusMessage | null {
  */
 export function findUnserializable(value: unknown, path = 'result'): string | null {
   // Nearly every value is plain data: checked first without building the paths only a failure needs.
-  if (isPlain(value, new Set())) return null;
-  return walk(value, { root: path, segments: [] }, new Set());
+  const containers = new Containers();
+  if (isPlain(value, containers)) return null;
+  // Past the visit budget, the value is told at its root: a walk through it would take as long again.
+  return walk(value, { root: path, segments: [] }, containers.visits > MAX_CONTAINER_VISITS ? containers : new Containers());
+}
+
+/**
+ * How many containers a check may enter, a shared one each time it appears: a value that
+ * shares sub-objects level after level (`{ l: x, r: x }`, nested) holds exponentially many,
+ * which neither the check nor the encoding would ever get through.
+ */
+export const MAX_CONTAINER_VISITS = 10_000_000;
+
+/** The containers around the one being checked (their number is the depth), and how many were entered in all. */
+class Containers extends Set<object> {
+  visits = 0;
 }
 
 /** `walk(...) === null` for a primitive or a function. */
@@ -120,9 +134,9 @@ function isPlainValue(value: unknown): boolean {
  * `walk(...) === null`, without the paths: the same rules, in the same order. `seen` holds the
  * containers around `object`, so its size is the depth, and recursion stops at `MAX_NESTING_DEPTH`.
  */
-function isPlainObject(object: object, seen: Set<object>): boolean {
+function isPlainObject(object: object, seen: Containers): boolean {
   if (object instanceof Date || object instanceof Uint8Array) return true;
-  if (seen.has(object) || seen.size >= MAX_NESTING_DEPTH) return false;
+  if (seen.has(object) || seen.size >= MAX_NESTING_DEPTH || ++seen.visits > MAX_CONTAINER_VISITS) return false;
   seen.add(object);
   try {
     if (Array.isArray(object)) {
@@ -146,7 +160,7 @@ function isPlainObject(object: object, seen: Set<object>): boolean {
   }
 }
 
-function isPlain(value: unknown, seen: Set<object>): boolean {
+function isPlain(value: unknown, seen: Containers): boolean {
   return typeof value !== 'object' || value === null ? isPlainValue(value) : isPlainObject(value, seen);
 }
 
@@ -170,7 +184,7 @@ function formatPath({ root, segments }: WalkPath): string {
 }
 
 /** `walk` one step down: into `value` at `segment`. */
-function walkInto(value: unknown, segment: string, path: WalkPath, seen: Set<object>): string | null {
+function walkInto(value: unknown, segment: string, path: WalkPath, seen: Containers): string | null {
   path.segments.push(segment);
   try {
     return walk(value, path, seen);
@@ -179,7 +193,7 @@ function walkInto(value: unknown, segment: string, path: WalkPath, seen: Set<obj
   }
 }
 
-function walk(value: unknown, path: WalkPath, seen: Set<object>): string | null {
+function walk(value: unknown, path: WalkPath, seen: Containers): string | null {
   switch (typeof value) {
     case 'string':
     case 'number':
@@ -197,6 +211,9 @@ function walk(value: unknown, path: WalkPath, seen: Set<object>): string | null 
   if (seen.has(object)) return `${formatPath(path)} (a circular reference)`;
   // `seen` holds the containers around this one: its size is the depth.
   if (seen.size >= MAX_NESTING_DEPTH) return `${formatPath(path)} (nested more than ${MAX_NESTING_DEPTH} levels deep)`;
+  if (++seen.visits > MAX_CONTAINER_VISITS) {
+    return `${formatPath(path)} (the value holds more than ${MAX_CONTAINER_VISITS} arrays, objects, Maps and Sets, counting a shared one each time it appears)`;
+  }
   seen.add(object);
   try {
     if (Array.isArray(object)) {

@@ -2,7 +2,7 @@
 // serialisability check recurse until RangeError: the error escaped a task run's promise
 // callback and killed the process, and a flow run failed with the raw RangeError, retried.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_NESTING_DEPTH, findUnserializable } from '../../../src/codec.js';
+import { MAX_CONTAINER_VISITS, MAX_NESTING_DEPTH, findUnserializable } from '../../../src/codec.js';
 import { UnserializableResultError, flow, task } from '../../../src/index.js';
 import { createFixture, names, recordEvents, rejection, runInFlow, uniqueName, type Fixture } from './helpers.js';
 
@@ -62,6 +62,16 @@ describe('findUnserializable on deeply nested values', () => {
       expect(findUnserializable(wrap(make, new Uint8Array(1), MAX_NESTING_DEPTH))).toBeNull();
       expect(findUnserializable(wrap(make, null, 10_000))).toContain('levels deep');
     }
+  });
+
+  it('refuses, rather than works on for ever, a value that shares its sub-objects level after level', { timeout: 60_000 }, () => {
+    // 2^200 paths through 200 objects: no check or encoding would ever get through them all.
+    let shared: unknown = { leaf: 1 };
+    for (let i = 0; i < 200; i++) shared = { l: shared, r: shared };
+    expect(findUnserializable(shared)).toMatch(new RegExp(`^result \\(the value holds more than ${MAX_CONTAINER_VISITS} arrays, objects, Maps and Sets`));
+    // Shared a few times over, as real values are, it is fine.
+    const config = { retries: 3 };
+    expect(findUnserializable({ a: config, b: config, list: [config, config] })).toBeNull();
   });
 
   it('still names a function deep inside, with a shortened path', () => {

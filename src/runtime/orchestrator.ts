@@ -613,7 +613,7 @@ export class Orchestrator implements AsyncDisposable {
     // Over NATS, live events come through the history too (see followHistory).
     const { bus, subjects, engineLogger } = this.#engine;
     if (this.#history && this.#nats) return followHistory(this.#nats, bus, subjects, filter, this.#engine.now(), engineLogger);
-    return subscribeEvents(bus, subjects, filter, engineLogger);
+    return subscribeEvents(bus, subjects, filter, engineLogger, { resent: this.#nats !== undefined });
   }
 
   /**

@@ -26,8 +26,19 @@ export interface EventStream extends AsyncIterable<RunEvent> {
  */
 export const DEFAULT_MAX_UNREAD_EVENTS = 100_000;
 
-/** Events as they are published, through a subscription. */
-export function subscribeEvents(bus: Bus, subjects: Subjects, filter: EventFilter, logger: Logger, maxUnread = DEFAULT_MAX_UNREAD_EVENTS): EventStream {
+/**
+ * Events as they are published, through a subscription. `resent`: whether an event may come
+ * twice (over NATS, a process keeping a replicated history sends one again until it is stored);
+ * the copies are then dropped, at the cost of remembering each run's last event. The memory
+ * bus never repeats one.
+ */
+export function subscribeEvents(
+  bus: Bus,
+  subjects: Subjects,
+  filter: EventFilter,
+  logger: Logger,
+  { maxUnread = DEFAULT_MAX_UNREAD_EVENTS, resent = true }: { maxUnread?: number; resent?: boolean } = {},
+): EventStream {
   const drops = new DropCounter(logger, 'dropped a message on an event subject that is not a run event');
   const overflow = new DropCounter(logger, `dropped run events: the watcher had ${maxUnread} events not yet read (it reads slower than runs change, or not at all)`);
   const unread = new DeliveryQueue();
@@ -39,12 +50,11 @@ export function subscribeEvents(bus: Bus, subjects: Subjects, filter: EventFilte
   return {
     async *[Symbol.asyncIterator]() {
       const deliveries = { [Symbol.asyncIterator]: () => unread.iterator(subject, () => subscription.unsubscribe()) };
-      // A process that keeps the history sends an event again until it is stored: once here.
-      const seen = new LastSeqs();
+      const seen = resent ? new LastSeqs() : undefined;
       for await (const delivery of deliveries) {
         const event = parseRunEvent(delivery.message);
         if (event === null) drops.drop({ subject: delivery.subject, type: delivery.message.type });
-        else if (seen.isNew(event)) yield event;
+        else if (seen === undefined || seen.isNew(event)) yield event;
       }
     },
     close: () => subscription.unsubscribe(),

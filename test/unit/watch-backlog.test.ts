@@ -26,7 +26,7 @@ function watchAllowingFiveUnread() {
   const { logger, records } = createMemoryLogger();
   const bus = createMemoryBus({ logger });
   const subjects = createSubjects('tenaz');
-  const stream = subscribeEvents(bus, subjects, {}, logger, 5);
+  const stream = subscribeEvents(bus, subjects, {}, logger, { maxUnread: 5 });
   return { bus, records, stream, subject: subjects.taskEvent('etl', 'run-1', 'load', 'task-1') };
 }
 

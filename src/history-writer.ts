@@ -3,12 +3,13 @@
  * acknowledged it: on a cluster, an event published while the stream's leader is being
  * elected (a node killed) would otherwise be lost.
  */
-import { headers, type MsgHdrs, type NatsConnection, type Status } from '@nats-io/transport-node';
+import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { encode } from './codec.js';
 import { LogThrottle } from './drop-counter.js';
 import type { RunEvent } from './events.js';
-import { describeFailure, toPermissionDenied } from './nats/passing-failure.js';
+import { describeFailure, isPayloadTooLarge, toPermissionDenied } from './nats/passing-failure.js';
+import { followStatus, RetryTimers, type StatusFollower } from './nats/status.js';
 import { MSG_ID_HEADER, StreamPublisher } from './nats/stream-publisher.js';
 
 /** How long a run event waits for the history's acknowledgement before it is sent again, in ms. */
@@ -32,7 +33,8 @@ interface PendingEvent {
   readonly firstSentAt: number;
   /** Sends so far: the answer to an earlier one changes nothing. */
   sends: number;
-  backoffMs: number;
+  /** The delay before the next send, should this one fail. */
+  backoff: { ms: number };
 }
 
 /**
@@ -56,8 +58,8 @@ export class HistoryWriter {
   readonly #stream: StreamPublisher;
   /** The events of each run not yet stored, oldest first: the first one is the one sent. */
   readonly #runs = new Map<string, PendingEvent[]>();
-  readonly #retries = new Set<NodeJS.Timeout>();
-  readonly #statuses: AsyncIterable<Status> & { stop?: () => void };
+  readonly #retries = new RetryTimers(MAX_EVENT_BACKOFF_MS);
+  readonly #statuses: StatusFollower;
   readonly #givenUp = new LogThrottle(Date.now, GIVE_UP_LOG_INTERVAL_MS);
   #closed = false;
 
@@ -65,8 +67,11 @@ export class HistoryWriter {
     this.#connection = connection;
     this.#logger = logger;
     this.#stream = new StreamPublisher(connection, ackTimeoutMs);
-    this.#statuses = connection.status();
-    void this.#watch();
+    // nats.js drops what it has not written when the connection breaks: every event in flight is sent again on reconnect.
+    this.#statuses = followStatus(connection, (status) => {
+      if (status.type !== 'reconnect' || this.#closed) return;
+      for (const [first] of this.#runs.values()) if (first !== undefined) this.#send(first);
+    });
   }
 
   /** Events of runs waiting for the history's acknowledgement. */
@@ -89,7 +94,7 @@ export class HistoryWriter {
       this.#connection.publish(subject, data, { headers: hdrs });
       return;
     }
-    const pending: PendingEvent = { run, subject, data, headers: hdrs, firstSentAt: Date.now(), sends: 0, backoffMs: FIRST_EVENT_BACKOFF_MS };
+    const pending: PendingEvent = { run, subject, data, headers: hdrs, firstSentAt: Date.now(), sends: 0, backoff: { ms: FIRST_EVENT_BACKOFF_MS } };
     const waiting = this.#runs.get(run);
     if (waiting !== undefined) {
       waiting.push(pending);
@@ -106,9 +111,8 @@ export class HistoryWriter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const timer of this.#retries) clearTimeout(timer);
     this.#retries.clear();
-    this.#statuses.stop?.();
+    this.#statuses.stop();
     const runs = [...this.#runs.values()];
     this.#runs.clear();
     this.#stream.close();
@@ -136,15 +140,12 @@ export class HistoryWriter {
       (error: unknown) => {
         if (this.#closed || pending.sends !== send) return;
         // No retry changes a user's permissions, nor the size of an event.
-        if (toPermissionDenied(error) !== undefined || /max_payload|maximum payload/i.test(String((error as Error)?.message))) return this.#giveUp(pending, error);
+        if (toPermissionDenied(error) !== undefined || isPayloadTooLarge(error)) return this.#giveUp(pending, error);
         // No stream took it (a leader being elected: 503), or no answer came: again, later.
         if (Date.now() - pending.firstSentAt > EVENT_GIVE_UP_MS) return this.#giveUp(pending, error);
-        const timer = setTimeout(() => {
-          this.#retries.delete(timer);
+        this.#retries.after(pending.backoff, () => {
           if (this.#runs.get(pending.run)?.[0] === pending) this.#send(pending);
-        }, pending.backoffMs);
-        this.#retries.add(timer);
-        pending.backoffMs = Math.min(pending.backoffMs * 2, MAX_EVENT_BACKOFF_MS);
+        });
       },
     );
   }
@@ -166,17 +167,4 @@ export class HistoryWriter {
     }
     this.#stored(pending);
   }
-
-  /** nats.js drops what it has not written when the connection breaks: every event in flight is sent again on reconnect. */
-  async #watch(): Promise<void> {
-    try {
-      for await (const status of this.#statuses) {
-        if (status.type !== 'reconnect' || this.#closed) continue;
-        for (const [first] of this.#runs.values()) if (first !== undefined) this.#send(first);
-      }
-    } catch {
-      // The connection closed: nothing is sent any more.
-    }
-  }
 }
-

@@ -33,6 +33,7 @@ import { parseSubject } from './memory.js';
 import { NatsSubscription } from './nats-subscription.js';
 import { LogThrottle } from '../drop-counter.js';
 import { failureFields, refusedPublish } from '../nats/passing-failure.js';
+import { followStatus, type StatusFollower } from '../nats/status.js';
 
 /** At most one warning of a kind per second. */
 const WARNING_INTERVAL_MS = 1000;
@@ -131,7 +132,7 @@ export class NatsBus implements Bus {
   readonly #unsentWarnings: LogThrottle;
   readonly #subs = new Set<NatsSubscription>();
   /** The status iterator, stopped when the bus closes. */
-  readonly #statuses: AsyncIterable<Status> & { stop?: () => void };
+  readonly #statuses: StatusFollower;
   /** Last `max_payload` seen: nats.js forgets the server info while it reconnects. */
   #maxPayload: number | undefined;
   #connected = true;
@@ -167,8 +168,11 @@ export class NatsBus implements Bus {
     this.#dropWarnings = new LogThrottle(now, WARNING_INTERVAL_MS);
     this.#unsentWarnings = new LogThrottle(now, WARNING_INTERVAL_MS);
     this.#maxPayload = connection.info?.max_payload;
-    this.#statuses = connection.status();
-    void this.#watch();
+    this.#statuses = followStatus(
+      connection,
+      (status) => this.#onStatus(status),
+      (err) => this.#logger.warn({ err }, 'NATS status watch ended'),
+    );
     void connection.closed().then((reason) => this.#onConnectionClosed(reason));
   }
 
@@ -440,26 +444,21 @@ export class NatsBus implements Bus {
     pending?.settle(undefined, reply ? { subject: msg.subject, message, reply } : { subject: msg.subject, message });
   }
 
-  async #watch(): Promise<void> {
-    try {
-      for await (const status of this.#statuses) {
-        if (status.type === 'disconnect') {
-          this.#connected = false;
-        } else if (status.type === 'reconnect') {
-          this.#maxPayload = this.connection.info?.max_payload ?? this.#maxPayload;
-          this.#connected = true;
-          this.#replay();
-          const waiters = this.#reconnectWaiters;
-          this.#reconnectWaiters = [];
-          for (const waiter of waiters) waiter.resolve();
-        } else if (status.type === 'error') {
-          this.#refused(status.error);
-        }
-      }
-    } catch (err) {
-      this.#logger.warn({ err }, 'NATS status watch ended');
+  #onStatus(status: Status): void {
+    if (status.type === 'disconnect') {
+      this.#connected = false;
+    } else if (status.type === 'reconnect') {
+      this.#maxPayload = this.connection.info?.max_payload ?? this.#maxPayload;
+      this.#connected = true;
+      this.#replay();
+      const waiters = this.#reconnectWaiters;
+      this.#reconnectWaiters = [];
+      for (const waiter of waiters) waiter.resolve();
+    } else if (status.type === 'error') {
+      this.#refused(status.error);
     }
   }
+
 
   /**
    * The server refused this user a publish: the requests waiting on that subject fail now,
@@ -506,9 +505,7 @@ export class NatsBus implements Bus {
   async #close(): Promise<void> {
     this.#closed = true;
     this.#closeExpected = true;
-    // status() is typed as a plain AsyncIterable, but it is a nats.js QueuedIterator:
-    // stopping it removes its listener even while our loop waits on it.
-    this.#statuses.stop?.();
+    this.#statuses.stop();
     if (this.#held.length > 0) {
       this.#stats.unsent += this.#held.length;
       this.#logger.warn({ count: this.#held.length }, 'bus closed while disconnected: held publishes discarded');

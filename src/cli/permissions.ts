@@ -16,6 +16,7 @@ import { headers, type NatsConnection, type Subscription } from '@nats-io/transp
 import { RUNS_BUCKET } from '../durable/records.js';
 import { createRootLogger } from '../log.js';
 import { refusedPermission } from '../nats/passing-failure.js';
+import { followStatus } from '../nats/status.js';
 import type { Subjects } from '../subjects.js';
 import { CLI_CONNECT_TIMEOUT_MS, natsUrlOf, openOrchestrator, type ConnectionFlags } from './connection.js';
 import { CliError } from './errors.js';
@@ -86,13 +87,10 @@ export function taskWorkerPermissions(subjects: Subjects, fix: string): Permissi
  */
 export async function findRefused(connection: NatsConnection, permissions: readonly Permission[], timeoutMs = PERMISSION_PROBE_TIMEOUT_MS): Promise<Permission[]> {
   const refusedPublishes = new Set<string>();
-  const statuses = connection.status() as AsyncIterable<{ type: string; error?: unknown }> & { stop?: () => void };
-  void (async () => {
-    for await (const status of statuses) {
-      const refusal = status.type === 'error' ? (refusedPermission(status.error) as (Error & { operation?: unknown; subject?: unknown }) | undefined) : undefined;
-      if (refusal?.operation === 'publish' && typeof refusal.subject === 'string') refusedPublishes.add(refusal.subject);
-    }
-  })();
+  const statuses = followStatus(connection, (status) => {
+    const refusal = status.type === 'error' ? (refusedPermission(status.error) as (Error & { operation?: unknown; subject?: unknown }) | undefined) : undefined;
+    if (refusal?.operation === 'publish' && typeof refusal.subject === 'string') refusedPublishes.add(refusal.subject);
+  });
   const subscriptions = new Map<Permission, Subscription>();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -122,7 +120,7 @@ export async function findRefused(connection: NatsConnection, permissions: reado
     return refused;
   } finally {
     clearTimeout(timer);
-    statuses.stop?.();
+    statuses.stop();
     for (const subscription of subscriptions.values()) if (!subscription.isClosed()) subscription.unsubscribe();
   }
 }

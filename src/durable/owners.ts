@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { decodeValue, encodeValue } from '../codec.js';
 import { DropCounter } from '../drop-counter.js';
 import { describeFailure, isPassingFailure } from '../nats/passing-failure.js';
+import { followStatus, type StatusFollower } from '../nats/status.js';
 
 export const OWNERS_BUCKET_SUFFIX = 'owners';
 export const DEFAULT_LEASE_MS = 3_000;
@@ -92,7 +93,7 @@ export class OwnerDirectory {
   #connected = true;
   /** Judge nobody before this time: set on reconnecting, a lease on. */
   #quietUntil = 0;
-  #statuses: (AsyncIterable<{ type: string }> & { stop?(): void }) | undefined;
+  #statuses: StatusFollower | undefined;
   #started: Promise<void> | undefined;
   #closed = false;
 
@@ -169,20 +170,20 @@ export class OwnerDirectory {
 
   /** Follows the connection: while it is down, and for a lease once it is back, this process judges nobody. */
   #watchConnection(): void {
-    const statuses = this.#options.connection.status() as AsyncIterable<{ type: string }> & { stop?(): void };
-    this.#statuses = statuses;
-    void (async () => {
-      for await (const status of statuses) {
+    this.#statuses = followStatus(
+      this.#options.connection,
+      (status) => {
         if (status.type === 'disconnect') {
           this.#connected = false;
         } else if (status.type === 'reconnect') {
           this.#connected = true;
           this.#backAfterGap(this.#now());
         }
-      }
-    })().catch((err: unknown) => {
-      if (!this.#closed) this.#options.logger.warn({ err }, 'stopped following the NATS connection for owner leases');
-    });
+      },
+      (err) => {
+        if (!this.#closed) this.#options.logger.warn({ err }, 'stopped following the NATS connection for owner leases');
+      },
+    );
   }
 
   /**
@@ -221,8 +222,7 @@ export class OwnerDirectory {
     clearInterval(this.#renewTimer);
     clearInterval(this.#checkTimer);
     this.#watch?.stop();
-    // status() is typed as a plain AsyncIterable; it is a nats.js QueuedIterator, whose stop() removes its listener.
-    this.#statuses?.stop?.();
+    this.#statuses?.stop();
     if (options.removeLease) await this.#kv?.delete(this.ownerId).catch(() => {});
   }
 

@@ -89,3 +89,8 @@ export function refusedPublish(error: unknown): { subject: string; error: Permis
   if (refusal === undefined || refusal.operation !== 'publish' || typeof refusal.subject !== 'string') return undefined;
   return { subject: refusal.subject, error: toPermissionDenied(refusal)! };
 }
+
+/** Whether the server (or nats.js before it) refused a message for being over `max_payload`: no retry makes it smaller. */
+export function isPayloadTooLarge(error: unknown): boolean {
+  return /max_payload|maximum payload/i.test(String((error as Error | undefined)?.message ?? ''));
+}

@@ -10,9 +10,10 @@
  * runs write several records per flow run: this is their path to the server.
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { ClosedError, NoRespondersError, TimeoutError } from '../errors.js';
 import { refusedPublish } from './passing-failure.js';
+import { followStatus, type StatusFollower } from './status.js';
 
 /** The status code of the server's reply to a publish nobody (no stream) takes. */
 const NO_RESPONDERS_STATUS = 503;
@@ -64,7 +65,7 @@ export class StreamPublisher {
   /** Publishes waiting for their ack, by reply subject, oldest first. */
   readonly #pending = new Map<string, PendingPublish>();
   readonly #sweep: NodeJS.Timeout;
-  readonly #statuses: AsyncIterable<Status> & { stop?: () => void };
+  readonly #statuses: StatusFollower;
   #nextToken = 0;
   #closed = false;
 
@@ -74,8 +75,9 @@ export class StreamPublisher {
     this.#inbox = connection.subscribe(`${this.#prefix}.*`, { callback: (err, msg) => this.#onAck(err, msg) });
     this.#sweep = setInterval(() => this.#timeOut(), Math.min(MAX_SWEEP_MS, timeoutMs / 4));
     this.#sweep.unref();
-    this.#statuses = connection.status();
-    void this.#watchRefusals();
+    this.#statuses = followStatus(connection, (status) => {
+      if (status.type === 'error') this.#refused(status.error);
+    });
   }
 
   /**
@@ -102,7 +104,7 @@ export class StreamPublisher {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweep);
-    this.#statuses.stop?.();
+    this.#statuses.stop();
     const error = new ClosedError('the stream publisher closed before the stream answered');
     for (const pending of this.#pending.values()) pending.reject(error);
     this.#pending.clear();
@@ -123,15 +125,6 @@ export class StreamPublisher {
     else pending.resolve(ack);
   }
 
-  async #watchRefusals(): Promise<void> {
-    try {
-      for await (const status of this.#statuses) {
-        if (status.type === 'error') this.#refused(status.error);
-      }
-    } catch {
-      // The connection closed: nothing is waiting any more.
-    }
-  }
 
   /**
    * The server names only the refused subject, not the publish: every publish waiting on it

@@ -16,7 +16,8 @@ import type { Logger } from 'pino';
 import { PayloadTooLargeError, TimeoutError, type PermissionDeniedError } from '../errors.js';
 import type { RemoteTaskRun } from './dispatcher.js';
 import { MSG_ID_HEADER, StreamPublisher } from '../nats/stream-publisher.js';
-import { describeFailure, toPermissionDenied } from '../nats/passing-failure.js';
+import { describeFailure, isPayloadTooLarge, toPermissionDenied } from '../nats/passing-failure.js';
+import { followStatus, RetryTimers, type StatusFollower } from '../nats/status.js';
 import { LogThrottle } from '../drop-counter.js';
 
 /** How long a publish waits for the stream's ack before it is sent again, in ms (as `jetstream()`'s default). */
@@ -35,7 +36,8 @@ interface PendingDispatch {
   readonly headers: MsgHdrs;
   /** Sends so far: the answer to an earlier one (re-sent after a reconnect) changes nothing. */
   sends: number;
-  backoffMs: number;
+  /** The delay before the next send, should this one fail. */
+  backoff: { ms: number };
   warned: boolean;
 }
 
@@ -56,8 +58,8 @@ export class DispatchPublisher {
   /** Publishes waiting for their ack. */
   readonly #inFlight = new Set<PendingDispatch>();
   /** Backoff timers of publishes to be tried again. */
-  readonly #retries = new Set<NodeJS.Timeout>();
-  readonly #statuses: AsyncIterable<{ type: string }> & { stop?: () => void };
+  readonly #retries = new RetryTimers(MAX_BACKOFF_MS);
+  readonly #statuses: StatusFollower;
   /** A refusal fails every task run dispatched meanwhile: told in one line, not one per run. */
   readonly #refusals = new LogThrottle(Date.now, REFUSAL_LOG_INTERVAL_MS);
   #streamReady = false;
@@ -72,24 +74,31 @@ export class DispatchPublisher {
     this.#ensure = options.ensureStream;
     this.#stream = new StreamPublisher(options.connection, options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS);
     this.#maxPayload = options.connection.info?.max_payload;
-    this.#statuses = this.#connection.status();
-    void this.#watch();
+    // nats.js drops what it has not written when the connection breaks: after a reconnect,
+    // every publish still waiting for its ack is sent again at once.
+    this.#statuses = followStatus(
+      this.#connection,
+      (status) => {
+        if (status.type !== 'reconnect' || this.#closed) return;
+        for (const pending of [...this.#inFlight]) this.#send(pending);
+      },
+      (err) => this.#logger.warn({ err }, 'NATS status watch of the dispatcher ended'),
+    );
   }
 
   /** Publishes `data` to `subject` until the stream has stored it, or `run` no longer wants `attempt`. */
   publish(run: RemoteTaskRun, attempt: number, subject: string, data: Uint8Array, msgId: string): void {
     const hdrs = headers();
     hdrs.set(MSG_ID_HEADER, msgId);
-    this.#send({ run, attempt, subject, data, headers: hdrs, sends: 0, backoffMs: FIRST_BACKOFF_MS, warned: false });
+    this.#send({ run, attempt, subject, data, headers: hdrs, sends: 0, backoff: { ms: FIRST_BACKOFF_MS }, warned: false });
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const timer of this.#retries) clearTimeout(timer);
     this.#retries.clear();
     this.#inFlight.clear();
-    this.#statuses.stop?.();
+    this.#statuses.stop();
     this.#stream.close();
   }
 
@@ -163,12 +172,7 @@ export class DispatchPublisher {
       pending.warned = true;
       this.#logger.warn({ err: error, taskRunId: pending.run.id, attempt: pending.attempt }, 'could not dispatch the task run yet; trying again');
     }
-    const timer = setTimeout(() => {
-      this.#retries.delete(timer);
-      this.#send(pending);
-    }, pending.backoffMs);
-    this.#retries.add(timer);
-    pending.backoffMs = Math.min(pending.backoffMs * 2, MAX_BACKOFF_MS);
+    this.#retries.after(pending.backoff, () => this.#send(pending));
   }
 
   #ensureStream(): Promise<void> {
@@ -185,23 +189,4 @@ export class DispatchPublisher {
     );
     return this.#ensuring;
   }
-
-  /**
-   * nats.js drops what it has not written when the connection breaks: after a
-   * reconnect, every publish still waiting for its ack is sent again at once.
-   */
-  async #watch(): Promise<void> {
-    try {
-      for await (const status of this.#statuses) {
-        if (status.type !== 'reconnect' || this.#closed) continue;
-        for (const pending of [...this.#inFlight]) this.#send(pending);
-      }
-    } catch (err) {
-      this.#logger.warn({ err }, 'NATS status watch of the dispatcher ended');
-    }
-  }
-}
-
-function isPayloadTooLarge(error: unknown): boolean {
-  return /max_payload|maximum payload/i.test(String((error as Error)?.message ?? ''));
 }

@@ -43,6 +43,16 @@ export interface ChildRun {
   cancel(reason?: string): void;
 }
 
+/**
+ * One attempt of the flow function: what aborts it, and the runs it started. A retried run's
+ * attempts are apart: the late end of one given up (its body ignored its signal for a while)
+ * cancels and waits for its own runs, never those of the attempt after it.
+ */
+interface BodyAttempt {
+  readonly controller: LazyAbort;
+  readonly children: Set<ChildRun>;
+}
+
 /** A flow run taken over from the record another process left: see `RunRecorder.take`. */
 export interface ResumeFrom {
   record: FlowRunRecord;
@@ -69,12 +79,14 @@ export class FlowRunRuntime implements RecordedFlowRun {
   readonly #args: unknown[];
   readonly #settled = createDeferred<RunState>();
   readonly #actor: Actor<typeof flowRunMachine>;
-  readonly #children = new Set<ChildRun>();
+  /** The attempts whose runs have not all settled, the current one last. */
+  readonly #attempts: BodyAttempt[] = [];
   /** Of a resumed run: the ids of the runs it started in this process (see `startedHere`). */
   readonly #startedHere: Set<string> | undefined;
   readonly #taskCounters = new Map<string, number>();
   #supervisor: SupervisorActor | undefined;
-  #attemptController: LazyAbort | undefined;
+  /** The attempt now running, until its body settles. */
+  #attempt: BodyAttempt | undefined;
   #seq = 0;
   #finished = false;
   #subject: string | undefined;
@@ -125,8 +137,12 @@ export class FlowRunRuntime implements RecordedFlowRun {
   }
 
   /** The top-level flow run this one belongs to: the one whose owner moves it forward. */
+  get rootRun(): FlowRunRuntime {
+    return this.parent?.rootRun ?? this;
+  }
+
   get rootId(): string {
-    return this.parent?.rootId ?? this.id;
+    return this.rootRun.id;
   }
 
   get parameters(): unknown[] {
@@ -234,8 +250,9 @@ export class FlowRunRuntime implements RecordedFlowRun {
     return index;
   }
 
+  /** `child` was started by the current attempt's body (an aborted attempt's body can start none). */
   addChild(child: ChildRun): void {
-    this.#children.add(child);
+    (this.#attempts.at(-1) ?? this.#newAttempt()).children.add(child);
     this.#startedHere?.add(child.id);
   }
 
@@ -245,7 +262,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
   }
 
   removeChild(child: ChildRun): void {
-    this.#children.delete(child);
+    for (const attempt of this.#attempts) if (attempt.children.delete(child)) return;
   }
 
   /** The flow run's supervisor, created on the first task failure: most runs never need one. */
@@ -266,22 +283,17 @@ export class FlowRunRuntime implements RecordedFlowRun {
   }
 
   /**
-   * Called by the machine's `cancelChildren` action: aborts the attempt's signal and cancels
-   * the runs it started. What to cancel is taken now, inside the action, and cancelled once the
-   * action has returned (no actor's transition nests in another's): by then the run may have
-   * ended (timed out, escalated, crashed) or started its next attempt, which is not touched.
+   * Called by the machine's `cancelChildren` action: aborts the attempt's signal now, so that
+   * its body starts no run from here on (nor starts at all, if it has not yet), and cancels the
+   * runs it started once the action has returned (no actor's transition nests in another's).
+   * Only the current attempt's: by then the run may have started its next attempt, which is
+   * not touched.
    */
   cancelChildren(reason: string): void {
-    const controller = this.#attemptController;
-    const children = [...this.#children];
-    queueMicrotask(() => {
-      controller?.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
-      cancelAll(children, reason);
-    });
-  }
-
-  #cancelChildRuns(reason: string): void {
-    cancelAll(this.#children, reason);
+    const attempt = this.#attempt;
+    if (attempt === undefined) return;
+    attempt.controller.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
+    queueMicrotask(() => cancelAll(attempt.children, reason));
   }
 
   /** The machine's `decideRetryDelay`: the flow's retry policy, for the attempt that just failed. */
@@ -291,17 +303,18 @@ export class FlowRunRuntime implements RecordedFlowRun {
 
   /** Called by the machine's `startBody` action: one attempt of the flow function, its outcome sent as an event. */
   startBody(attempt: number): void {
-    const controller = new LazyAbort();
-    this.#attemptController = controller;
+    const current = this.#newAttempt();
+    const { controller } = current;
+    this.#attempt = current;
     // After the machine's action returns, never inside it (see TaskRunRuntime.startAttempt).
-    deferBody(() => this.#runAttempt(attempt, controller)).then(
+    deferBody(() => this.#runAttempt(attempt, current)).then(
       (value) => {
         // A settled attempt has nothing left to abort.
-        if (this.#attemptController === controller) this.#attemptController = undefined;
+        if (this.#attempt === current) this.#attempt = undefined;
         this.#send({ type: 'body.succeeded', attempt, value });
       },
       (thrown: unknown) => {
-        if (this.#attemptController === controller) this.#attemptController = undefined;
+        if (this.#attempt === current) this.#attempt = undefined;
         const error = toError(thrown);
         if (!controller.aborted) this.#lastError = error;
         const wire = toWireError(error);
@@ -313,7 +326,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
 
   /** Called by the machine's `abortBody` action: the attempt is over, for the reason named. */
   abortBody(reason: string): void {
-    const controller = this.#attemptController;
+    const controller = this.#attempt?.controller;
     if (!controller || controller.aborted) return;
     const { timeoutMs } = this.definition.options;
     controller.abort(
@@ -323,7 +336,25 @@ export class FlowRunRuntime implements RecordedFlowRun {
     );
   }
 
-  async #runAttempt(attempt: number, controller: LazyAbort): Promise<unknown> {
+  /** An attempt starts with no runs of its own; it is kept until they have all settled. */
+  #newAttempt(): BodyAttempt {
+    const attempt: BodyAttempt = { controller: new LazyAbort(), children: new Set() };
+    this.#attempts.push(attempt);
+    return attempt;
+  }
+
+  async #runAttempt(attempt: number, current: BodyAttempt): Promise<unknown> {
+    try {
+      return await this.#runBody(attempt, current);
+    } finally {
+      // Kept for the runs the body started: they settle before the attempt's outcome is told.
+      this.#attempts.splice(this.#attempts.indexOf(current), 1);
+    }
+  }
+
+  async #runBody(attempt: number, { controller, children }: BodyAttempt): Promise<unknown> {
+    // Given up before its body began (cancelled as it started): the body never runs.
+    if (controller.aborted) throw controller.reason;
     const args = this.#validatedArgs();
     // A subflow of a resumed run: the call at its position must have been this flow before.
     if (this.resumed && this.parent && this.#engine.durable) {
@@ -357,11 +388,11 @@ export class FlowRunRuntime implements RecordedFlowRun {
       value = await runContextStorage.run(context, invokeBody, this.definition.fn, args);
     } catch (thrown) {
       // Only the children: the attempt itself is not aborted, its error is the run's error.
-      this.#cancelChildRuns('the flow body failed');
+      cancelAll(children, 'the flow body failed');
       throw thrown;
     } finally {
       // Task runs the body submitted but never awaited still belong to this attempt.
-      await this.#childrenSettled();
+      await settledAll(children);
     }
     if (this.#nonDeterminism) throw this.#nonDeterminism;
     const where = findUnserializable(value);
@@ -434,6 +465,10 @@ export class FlowRunRuntime implements RecordedFlowRun {
     this.state = state;
     try {
       this.#publish(state);
+    } catch (publishErr) {
+      // What failed inside the machine may be the publishing itself: this observer of the
+      // actor's error must not throw, or XState throws it again where nothing catches it.
+      this.logger.error({ err: publishErr }, `Could not publish the Crashed state of flow run '${this.name}'`);
     } finally {
       this.#finish(state, context);
     }
@@ -473,12 +508,6 @@ export class FlowRunRuntime implements RecordedFlowRun {
     );
   }
 
-  async #childrenSettled(): Promise<void> {
-    while (this.#children.size > 0) {
-      await Promise.all(Array.from(this.#children, (child) => child.settled));
-    }
-  }
-
   #validatedArgs(): unknown[] {
     const schema = this.definition.options.params;
     if (!schema) return this.#args;
@@ -502,27 +531,40 @@ export class FlowRunRuntime implements RecordedFlowRun {
     }
   }
 
+  /** The run's name from the flow's `runName`; a generated one when that gives no name, with a warning. */
   #makeRunName(): string {
     const template = this.definition.options.runName;
+    if (template === undefined) return generateRunName();
+    let name: unknown;
     try {
-      if (typeof template === 'function') return String(template(...this.#args));
-      if (typeof template === 'string') {
-        // Placeholders name the flow's parameters: the fields of its single argument where a schema
-        // (not a tuple) validates that argument, else the flow function's own parameters, by position.
-        const schema = this.definition.options.params;
-        const fields = schema && !(schema instanceof z.ZodTuple) ? ((this.#args[0] ?? {}) as Record<string, unknown>) : undefined;
-        const positions = fields ? [] : parameterNames(this.definition.fn);
-        const valueOf = (key: string): unknown => {
-          if (fields) return fields[key];
-          const position = positions.indexOf(key);
-          return position < 0 ? undefined : this.#args[position];
-        };
-        return template.replace(/\{(\w+)\}/g, (_, key: string) => String(valueOf(key) ?? `{${key}}`));
-      }
-    } catch {
-      // A broken run-name function must not stop the run; fall back to a generated name.
+      name = typeof template === 'function' ? template(...this.#args) : this.#fillRunName(template);
+    } catch (err) {
+      // A broken run-name function must not stop the run.
+      const name = generateRunName();
+      this.#engine.engineLogger.warn({ err }, `runName of flow '${this.flowName}' threw; the run is named '${name}'`);
+      return name;
     }
-    return generateRunName();
+    if (typeof name === 'string' && name.trim() !== '') return name;
+    const generated = generateRunName();
+    this.#engine.engineLogger.warn(`runName of flow '${this.flowName}' gave ${JSON.stringify(name) ?? String(name)}, not a name; the run is named '${generated}'`);
+    return generated;
+  }
+
+  /**
+   * Fills a `runName` template's placeholders. They name the flow's parameters: the fields of
+   * its single argument where a schema (not a tuple) validates that argument, else the flow
+   * function's own parameters, by position.
+   */
+  #fillRunName(template: string): string {
+    const schema = this.definition.options.params;
+    const fields = schema && !(schema instanceof z.ZodTuple) ? ((this.#args[0] ?? {}) as Record<string, unknown>) : undefined;
+    const positions = fields ? [] : parameterNames(this.definition.fn);
+    const valueOf = (key: string): unknown => {
+      if (fields) return fields[key];
+      const position = positions.indexOf(key);
+      return position < 0 ? undefined : this.#args[position];
+    };
+    return template.replace(/\{(\w+)\}/g, (_, key: string) => String(valueOf(key) ?? `{${key}}`));
   }
 
   #errorFor(state: RunState): Error {
@@ -548,5 +590,10 @@ function startedByLine(record: FlowRunRecord, flowName: string): string {
 }
 
 function cancelAll(children: Iterable<ChildRun>, reason: string): void {
-  for (const child of children) child.cancel(reason);
+  for (const child of [...children]) child.cancel(reason);
+}
+
+/** Resolves once every run in `children` has settled, those added meanwhile too. */
+async function settledAll(children: Set<ChildRun>): Promise<void> {
+  while (children.size > 0) await Promise.all(Array.from(children, (child) => child.settled));
 }

@@ -36,6 +36,11 @@ export class LazyAbort {
     return this.#aborted;
   }
 
+  /** Why it was aborted; undefined until it is. */
+  get reason(): unknown {
+    return this.#reason;
+  }
+
   abort(reason: unknown): void {
     if (this.#aborted) return;
     this.#aborted = true;

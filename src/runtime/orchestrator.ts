@@ -716,11 +716,19 @@ export class Orchestrator implements AsyncDisposable {
     await Promise.all([...this.#workers].map((worker) => worker.close()));
     await this.#flowServer?.close();
     const settling: Promise<unknown>[] = [];
+    // Subflows too, each now: cancelled by its parent, a subflow would wait for its body, and
+    // end after the bus has closed.
+    const handedOver = new Map<string, boolean>();
     for (const run of [...flowRuns.values()]) {
-      if (run.parent) continue;
-      // A durable run that another live process serves is left to it: it resumes the run
-      // once this process's lease is gone. Any other run ends here, Crashed.
-      if (this.#directory?.servers(run.flowName).some((owner) => owner !== this.ownerId)) run.fence('this process closed; a process that serves the flow resumes it', { handedOver: true });
+      // A durable run that another live process serves is left to it, subflows and all: it
+      // resumes the run once this process's lease is gone. Any other run ends here, Crashed.
+      const root = run.rootRun;
+      let toPeer = handedOver.get(root.id);
+      if (toPeer === undefined) {
+        toPeer = this.#directory?.servers(root.flowName).some((owner) => owner !== this.ownerId) === true;
+        handedOver.set(root.id, toPeer);
+      }
+      if (toPeer) run.fence('this process closed; a process that serves the flow resumes it', { handedOver: true });
       else run.crash('the orchestrator was closed');
       settling.push(run.settled);
     }

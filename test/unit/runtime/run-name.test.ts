@@ -68,3 +68,23 @@ describe('runName templates', () => {
     await run.result();
   });
 });
+
+describe('runName functions that give no name', () => {
+  for (const [what, runName] of [
+    ['an empty string', () => ''],
+    ['blanks', () => '  '],
+    ['undefined', () => undefined],
+    ['a number', () => 42],
+    ['a throw', () => {
+      throw new Error('no name today');
+    }],
+  ] as const) {
+    it(`${what}: the run gets a generated adjective-animal name, and the log says why`, async () => {
+      const named = flow({ name: uniqueName('named'), runName: runName as () => string }, async () => 1);
+      const run = fx.orchestrator.start(named);
+      expect(run.name).toMatch(/^[a-z]+-[a-z]+$/);
+      await run.result();
+      expect(fx.records.some((record) => record.level === 40 && record.msg.includes('runName') && record.msg.includes(run.name))).toBe(true);
+    });
+  }
+});

@@ -7,7 +7,8 @@ import { distance } from 'fastest-levenshtein';
 import type { ZodType } from 'zod';
 import type { RunState } from '../actors/state.js';
 import { InvalidArgumentError } from './errors.js';
-import { assertNonNegative, assertNonNegativeInteger, assertTimerMs, validateRetryDelay, type RetryDelay } from './retry.js';
+import { encodeToken } from './subjects.js';
+import { assertFiniteNonNegative, assertNonNegativeInteger, assertTimerMs, validateRetryDelay, type RetryDelay } from './retry.js';
 
 /** Decides whether an error may be retried. */
 export type RetryOn = (error: Error) => boolean;
@@ -34,7 +35,7 @@ interface CommonOptions {
   retries?: number;
   /** Delay before each retry, in ms: a number, one per retry (last repeats), or a function of the failed attempt. @default 0 */
   retryDelayMs?: RetryDelay;
-  /** Spreads each retry delay by ±factor, e.g. 0.2 for ±20%. @default 0 */
+  /** Spreads each retry delay by ±factor, e.g. 0.2 for ±20%. Must be a finite non-negative number. @default 0 */
   retryJitterFactor?: number;
   /** Which errors are retried. @default every error that is not a tenaz misuse or validation error */
   retryOn?: RetryOn;
@@ -142,6 +143,12 @@ function resolvePolicy(kind: 'task' | 'flow', options: CommonOptions): ResolvedP
   if (typeof name !== 'string' || name.trim() === '') {
     throw new InvalidArgumentError(`${kind} name must be a non-empty string`);
   }
+  // Refused now, not when the first run publishes under it (a name cut inside an emoji).
+  try {
+    encodeToken(name);
+  } catch (error) {
+    throw new InvalidArgumentError(`${kind} name ${JSON.stringify(name)}: ${(error as Error).message}`, { cause: error });
+  }
   const at = `${kind} '${name}':`;
   assertKnownKeys(`${at} unknown ${kind} option`, options, kind === 'task' ? TASK_KEYS : FLOW_KEYS);
   const retries = options.retries ?? 0;
@@ -149,7 +156,8 @@ function resolvePolicy(kind: 'task' | 'flow', options: CommonOptions): ResolvedP
   const retryDelayMs = options.retryDelayMs ?? 0;
   validateRetryDelay(`${at} retryDelayMs`, retryDelayMs);
   const retryJitterFactor = options.retryJitterFactor ?? 0;
-  assertNonNegative(`${at} retryJitterFactor`, retryJitterFactor);
+  // Infinity would make each delay 0 or MAX_TIMER_MS at random, and 0 * Infinity is NaN.
+  assertFiniteNonNegative(`${at} retryJitterFactor`, retryJitterFactor);
   if (options.retryOn !== undefined && typeof options.retryOn !== 'function') {
     throw new InvalidArgumentError(`${at} retryOn must be a function`);
   }

@@ -59,7 +59,9 @@ export function validateRetryDelay(field: string, delay: RetryDelay): void {
  * uniformly over [d * (1 - j), d * (1 + j)], as Prefect's `retry_jitter_factor`.
  * A delay function that throws counts as 0 ms and is reported to `onError`.
  * A delay over `MAX_TIMER_MS` (a function's, or one that jitter stretched) is
- * cut to it and reported to `onClamped` with the delay asked for.
+ * cut to it and reported to `onClamped` with the delay asked for. The result is always an
+ * integer in [0, MAX_TIMER_MS]: a jitter factor that is not finite, or jitter that yields NaN,
+ * leaves the delay un-jittered.
  */
 export function computeRetryDelay(
   delay: RetryDelay,
@@ -83,7 +85,12 @@ export function computeRetryDelay(
   else ms = delay[Math.min(attempt - 1, delay.length - 1)] ?? 0;
   // Infinity is a delay too long, as an unbounded exponentialBackoff reaches: not a retry at once.
   if (Number.isNaN(ms) || ms < 0) ms = 0;
-  if (jitterFactor > 0 && Number.isFinite(ms)) ms = Math.max(0, ms * (1 + jitterFactor * (2 * random() - 1)));
+  if (jitterFactor > 0 && Number.isFinite(jitterFactor) && Number.isFinite(ms)) {
+    const jittered = ms * (1 + jitterFactor * (2 * random() - 1));
+    // A NaN here (a random() that is not a number) would reach the machine as a delay and lose
+    // the AwaitingRetry state: keep the delay un-jittered instead.
+    if (!Number.isNaN(jittered)) ms = Math.max(0, jittered);
+  }
   ms = Math.round(ms);
   if (ms > MAX_TIMER_MS) {
     // A longer timer would fire after 1 ms.
@@ -103,6 +110,13 @@ export function assertTimerMs(field: string, value: unknown, { positive = false 
   }
   if (value > MAX_TIMER_MS) {
     throw new InvalidArgumentError(`${field} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer can wait), got ${value}`);
+  }
+}
+
+/** Checks a factor or count that must be a finite number >= 0 (Infinity and NaN are refused). */
+export function assertFiniteNonNegative(field: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidArgumentError(`${field} must be a finite non-negative number, got ${describeValue(value)}`);
   }
 }
 

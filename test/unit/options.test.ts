@@ -63,6 +63,14 @@ describe('options that end up in a timer', () => {
 
 // Regression: `retry: 3` (for `retries`) and `tags: 'a'` were accepted and did nothing.
 describe('option names and tags', () => {
+  it('refuses a task or flow name cut inside an emoji (a lone surrogate) when it is defined, not at its first run', () => {
+    const cut = 'report-😀'.slice(0, 8);
+    expect(thrown(() => resolveTaskOptions({ name: cut } as TaskOptions<never[]>))).toBeInstanceOf(InvalidArgumentError);
+    expect(thrown(() => resolveTaskOptions({ name: cut } as TaskOptions<never[]>)).message).toContain('well-formed unicode');
+    expect(thrown(() => resolveFlowOptions({ name: cut } as FlowOptions<never>)).message).toContain('well-formed unicode');
+    expect(resolveTaskOptions({ name: 'report-😀' } as TaskOptions<never[]>).name).toBe('report-😀');
+  });
+
   it('refuses an unknown task option, naming it and the closest known one', () => {
     const error = thrown(resolveTask({ retry: 3 }));
     expect(error.message).toContain("unknown task option 'retry'");

@@ -8,7 +8,11 @@ import type { BusMessage } from './bus/bus.js';
 
 export const EVENT_VERSION = 1;
 
-interface RunEventBase extends BusMessage {
+// Object-literal types, not interfaces extending `BusMessage`: an interface would inherit the
+// bus's open index signature, so a misspelt field (`e.taskRunNmae`) would type-check as `unknown`.
+// A closed object-literal type refuses it, and still has the implicit index signature that lets
+// `bus.publish()` take the event as a `BusMessage`.
+type RunEventBase = {
   v: typeof EVENT_VERSION;
   /** Position of this event in its run's own sequence, from 1: the order of the run's transitions. */
   seq: number;
@@ -16,25 +20,25 @@ interface RunEventBase extends BusMessage {
   flowRunId: string | undefined;
   state: RunState;
   tags: string[];
-}
+};
 
 /** A flow run changed state. */
-export interface FlowStateEvent extends RunEventBase {
+export type FlowStateEvent = RunEventBase & {
   type: 'flow.state';
   flowName: string;
   flowRunId: string;
   flowRunName: string;
   /** Set for subflows: the flow run that called this one. */
   parentFlowRunId: string | undefined;
-}
+};
 
 /** A task run changed state. `flowRunId` is undefined for a task called outside any flow. */
-export interface TaskStateEvent extends RunEventBase {
+export type TaskStateEvent = RunEventBase & {
   type: 'task.state';
   taskName: string;
   taskRunId: string;
   taskRunName: string;
-}
+};
 
 export type RunEvent = FlowStateEvent | TaskStateEvent;
 

@@ -5,8 +5,11 @@
  * 128 + the signal's number when SIGINT or SIGTERM stopped it). With NATS
  * (`--nats`, `TENAZ_NATS_URL`) the flow runs here and its task runs on workers.
  */
+import type { Logger } from 'pino';
 import { formatState, type RunState } from '../../actors/state.js';
 import { setDefaultOrchestrator } from '../runtime/ambient.js';
+import type { FlowDefinition } from '../runtime/definitions.js';
+import { missingParameters } from '../runtime/flow-args.js';
 import type { FlowRun } from '../runtime/handles.js';
 import { createSubjects } from '../subjects.js';
 import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
@@ -48,6 +51,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   try {
     const exported = selectFlow(await loadFlowFile(file, io.cwd), options.flow, file);
     const args = toFlowArgs(exported.definition, texts);
+    warnOfMissingParameters(logger, exported.definition, texts);
     const run = orchestrator.start(exported.flow, ...args);
     const { state, signal } = await waitInterruptibly(run, io);
     if (state.type !== 'COMPLETED') {
@@ -65,6 +69,23 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
   // Always a JSON document, `null` for undefined, so that `| jq` has one to read.
   io.stdout.write(`${toResultJson(result)}\n`);
   return 0;
+}
+
+/**
+ * One warning line, before the run starts, naming the flow's positional parameters that have
+ * no default and no `--param`. Not refused: a TypeScript optional parameter (`b?: number`) looks
+ * the same once compiled, so leaving it out may be meant; the run gets `undefined` for them.
+ */
+function warnOfMissingParameters(logger: Logger, definition: FlowDefinition, texts: ReadonlyMap<string, string>): void {
+  const missing = missingParameters(definition, texts);
+  if (missing.length === 0) return;
+  const flowName = definition.options.name;
+  const names = missing.map((name) => `'${name}'`).join(', ');
+  const line =
+    missing.length === 1
+      ? `parameter ${names} of flow '${flowName}' was not given and has no default; it is passed as undefined`
+      : `parameters ${names} of flow '${flowName}' were not given and have no default; they are passed as undefined`;
+  logger.child({ component: 'tenaz.cli' }).warn({ flowName, parameters: missing }, line);
 }
 
 /**

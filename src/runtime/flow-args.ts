@@ -39,6 +39,20 @@ export function toFlowArgs(definition: FlowDefinition, values: ParamValues, text
   return args;
 }
 
+/**
+ * The positional parameters of a flow that have no default and that `given` (values by name)
+ * leaves out: a run passes them as `undefined`. Not an error: TypeScript's optional parameters
+ * (`b?: number`) have no default either once compiled, so a caller can only be warned. Empty for
+ * a flow with a zod schema, which reports a missing field itself, and it skips destructured and
+ * rest parameters, which have no name to give.
+ */
+export function missingParameters(definition: FlowDefinition, given: ReadonlyMap<string, unknown>): string[] {
+  if (definition.options.params !== undefined) return [];
+  return parseParameters(definition.fn).flatMap((parameter) =>
+    parameter.kind === 'identifier' && !parameter.hasDefault && !given.has(parameter.name) ? [parameter.name] : [],
+  );
+}
+
 /** The parts of a zod 4 schema's `_zod.def` read here. */
 interface SchemaDef {
   type?: string;

@@ -7,9 +7,12 @@
  */
 import { parse, type Expression, type Function as FunctionNode, type Options, type Pattern } from 'acorn';
 
-/** One parameter of a function, as `parseParameters` sees it. */
+/**
+ * One parameter of a function, as `parseParameters` sees it. `hasDefault` is whether the source
+ * gives it a default value; TypeScript's optional parameters (`b?: number`) have none once compiled.
+ */
 export type ParameterInfo =
-  | { kind: 'identifier'; name: string }
+  | { kind: 'identifier'; name: string; hasDefault: boolean }
   | { kind: 'destructured' | 'rest'; text: string };
 
 const PARSE_OPTIONS: Options = {
@@ -68,7 +71,7 @@ const WRAPPERS: readonly Wrapper[] = [
  * expressions, async and generator functions, method shorthand and class methods;
  * default values may hold any expression. Native code (a bound or built-in
  * function) shows no parameters: the list is empty.
- * @example parseParameters(async (a, b = 1) => a) // [{ kind: 'identifier', name: 'a' }, { kind: 'identifier', name: 'b' }]
+ * @example parseParameters(async (a, b = 1) => a) // [{ kind: 'identifier', name: 'a', hasDefault: false }, { kind: 'identifier', name: 'b', hasDefault: true }]
  */
 export function parseParameters(fn: (...args: never[]) => unknown): ParameterInfo[] {
   const source = Function.prototype.toString.call(fn);
@@ -110,6 +113,6 @@ function parseFunctionIn(text: string, wrapper: Wrapper): FunctionNode | null {
 
 function toParameterInfo(param: Pattern, text: string): ParameterInfo {
   const target = param.type === 'AssignmentPattern' ? param.left : param;
-  if (target.type === 'Identifier') return { kind: 'identifier', name: target.name };
+  if (target.type === 'Identifier') return { kind: 'identifier', name: target.name, hasDefault: param.type === 'AssignmentPattern' };
   return { kind: param.type === 'RestElement' ? 'rest' : 'destructured', text: text.slice(param.start, param.end) };
 }

@@ -195,7 +195,8 @@ export const flowRunMachine = setup({
         Cancelling: {
           entry: [
             { type: 'publish', params: { state: 'Cancelling' } },
-            { type: 'cancelChildren', params: { reason: 'cancelled' } },
+            // The reason this run was given, passed on: its task runs and subflows say why, as it does.
+            { type: 'cancelChildren', params: ({ event }) => ({ reason: (event.type === 'cancel' ? event.reason : undefined) || 'cancelled' }) },
           ],
           after: { cancelGrace: '#flowRun.Cancelled' },
           on: {

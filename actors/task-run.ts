@@ -87,7 +87,7 @@ export type TaskRunEvent =
   | { type: 'supervisor.restart'; delayMs: number }
   /** The supervisor decided the run has failed for good. */
   | { type: 'supervisor.giveUp' }
-  /** Cancel the run wherever it is. */
+  /** Cancel the run wherever it is; the reason, if any, ends up in the `Cancelled` state's message. */
   | { type: 'cancel'; reason?: string };
 
 /** The machine's output; the final state is the snapshot's `value`. */
@@ -109,6 +109,12 @@ export const TASK_CANCELLED_ERROR: StateError = {
   message: 'task run was cancelled',
   retryable: false,
 };
+
+/** The failure of a run ended by a cancel: `TASK_CANCELLED_ERROR`, with the cancel's reason when it gave one. */
+export function cancelledBy(reason: string | undefined): TaskRunFailure {
+  if (reason === undefined || reason === '' || reason === 'cancelled') return { kind: 'error', error: TASK_CANCELLED_ERROR };
+  return { kind: 'error', error: { ...TASK_CANCELLED_ERROR, message: `${TASK_CANCELLED_ERROR.message}: ${reason}` } };
+}
 
 export const HEARTBEAT_LOST_ERROR: StateError = {
   name: 'CrashedError',
@@ -143,6 +149,8 @@ const taskRunSetup = setup({
       failure: ({ context, event }) => (event.type === 'attempt.failed' ? { kind: 'error' as const, error: event.error } : context.failure),
       failures: ({ context }) => context.failures + 1,
     }),
+    /** A cancel names why, when it says more than the word itself: the run's end message carries it, as a flow run's does. */
+    recordCancel: assign({ failure: ({ event }) => cancelledBy(event.type === 'cancel' ? event.reason : undefined) }),
   },
   delays: {
     retryDelay: ({ context }) => context.retryDelayMs,
@@ -175,7 +183,7 @@ function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal'
     }),
     initial,
     on: {
-      cancel: { target: '.Cancelled' },
+      cancel: { target: '.Cancelled', actions: 'recordCancel' },
     },
     states: {
       /** Where `resumedTaskRunMachine` starts. */
@@ -302,10 +310,8 @@ function createTaskRunMachine(id: string, initial: 'Pending' | 'CheckingJournal'
       Failed: { type: 'final', entry: { type: 'publish', params: { state: 'Failed' } } },
       TimedOut: { type: 'final', entry: { type: 'publish', params: { state: 'TimedOut' } } },
       Crashed: { type: 'final', entry: { type: 'publish', params: { state: 'Crashed' } } },
-      Cancelled: {
-        type: 'final',
-        entry: [assign({ failure: { kind: 'error', error: TASK_CANCELLED_ERROR } }), { type: 'publish', params: { state: 'Cancelled' } }],
-      },
+      // Entered only by a cancel, whose failure (with its reason) `recordCancel` has set.
+      Cancelled: { type: 'final', entry: { type: 'publish', params: { state: 'Cancelled' } } },
     },
     output: ({ context }) => ({ result: context.result, failure: context.failure }),
   });

@@ -7,7 +7,7 @@ import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
 import { hooksFor, makeCrashedState, makeRunState, retryDelayOf, runHooks } from './run-common.js';
-import { HEARTBEAT_LOST_ERROR, type TaskRunContext, type taskRunMachine } from '../../actors/task-run.js';
+import { HEARTBEAT_LOST_ERROR, cancelledBy, type TaskRunContext, type taskRunMachine } from '../../actors/task-run.js';
 import type { RemoteTaskRun } from '../remote/dispatcher.js';
 import { WIRE_VERSION, type TaskOutcome } from '../remote/messages.js';
 import { findUnserializable, toWireValue } from '../codec.js';
@@ -63,6 +63,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
   #ownSupervisor: SupervisorActor | undefined;
   #replayedState: RunState | undefined;
   #attemptController: LazyAbort | undefined;
+  /** Why the run was cancelled: the attempt is aborted before the machine has recorded it. */
+  #cancelReason: string | undefined;
   #logger: Logger | undefined;
   readonly #index: number;
 
@@ -141,6 +143,8 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
   }
 
   cancel(reason = 'cancelled'): void {
+    // The first cancel ends the run: its attempt is aborted with that cancel's reason.
+    this.#cancelReason ??= reason;
     this.#send({ type: 'cancel', reason });
   }
 
@@ -199,7 +203,9 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     controller.abort(
       reason === 'attempt.timedOut'
         ? new TaskTimeoutError(`task run '${this.name}' timed out after ${options.timeoutMs} ms`)
-        : new CancelledError(`task run '${this.name}' was ${reason === 'cancel' ? 'cancelled' : 'given up'}`),
+        : reason === 'cancel'
+          ? this.#cancelledError(cancelledBy(this.#cancelReason).error.message)
+          : new CancelledError(`task run '${this.name}' was given up`),
     );
   }
 
@@ -453,6 +459,10 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     this.state = state;
     try {
       this.#publish(state);
+    } catch (publishErr) {
+      // What failed inside the machine may be the publishing itself: the caller of this (an
+      // observer of the actor's error) must not throw, or XState throws it again where nothing catches it.
+      this.logger.error({ err: publishErr }, `Could not publish the Crashed state of task run '${this.name}'`);
     } finally {
       this.#finish(state, context);
     }
@@ -535,12 +545,17 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
           ? this.#lastError
           : new TaskTimeoutError(`task run '${this.name}' timed out`);
       case 'Cancelled':
-        return new CancelledError(`task run '${this.name}' was cancelled`);
+        return this.#cancelledError(state.message);
       case 'Crashed':
         return new CrashedError(`task run '${this.name}' crashed: ${state.message ?? 'unknown cause'}`);
       default:
         return this.#lastError ?? new Error(state.message ?? `task run '${this.name}' failed`);
     }
+  }
+
+  /** `task run 'name' was cancelled`, and the reason the cancel gave, if any: the machine's `message`, with the run named. */
+  #cancelledError(message: string | undefined): CancelledError {
+    return new CancelledError(`task run '${this.name}' ${message?.replace(/^task run /, '') ?? 'was cancelled'}`);
   }
 }
 

@@ -248,6 +248,14 @@ describe('flowRunMachine', () => {
   });
 
   describe('cancel', () => {
+    // Regression: a subflow cancelled for a reason cancelled its own runs for none.
+    it('passes the reason it was cancelled for on to its children', () => {
+      const { actor, cancelled } = startFlowRun();
+      actor.send({ type: 'cancel', reason: 'flow run timed out' });
+
+      expect(cancelled).toEqual(['flow run timed out']);
+    });
+
     it('publishes Cancelling and cancels the children but lets the body run on', () => {
       const { actor, published, aborted, cancelled } = startFlowRun();
       actor.send({ type: 'cancel' });

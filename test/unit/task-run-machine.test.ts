@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { SimulatedClock, createActor } from 'xstate';
-import { HEARTBEAT_LOST_ERROR, TASK_TIMEOUT_ERROR, resumedTaskRunMachine, taskRunMachine, type TaskRunFailure, type TaskRunInput } from '../../actors/task-run.js';
+import { HEARTBEAT_LOST_ERROR, TASK_CANCELLED_ERROR, TASK_TIMEOUT_ERROR, resumedTaskRunMachine, taskRunMachine, type TaskRunFailure, type TaskRunInput } from '../../actors/task-run.js';
 import type { StateError, StateName } from '../../actors/state.js';
 
 const boom: StateError = { name: 'Error', code: 'BOOM', message: 'boom', retryable: true };
@@ -330,6 +330,36 @@ describe('taskRunMachine', () => {
       actor.send({ type: 'cancel' });
 
       expect(actor.getSnapshot().value).toBe('Cancelled');
+    });
+
+    // QA round 7, finding 5: the reason a cancel gave was dropped, unlike a flow run's.
+    it('ends with the reason the cancel gave in its failure, and without one when it gave none', () => {
+      const { actor } = startTaskRun();
+      actor.send({ type: 'cancel', reason: 'lost the race' });
+
+      expect(actor.getSnapshot().output?.failure).toEqual({ kind: 'error', error: { ...TASK_CANCELLED_ERROR, message: 'task run was cancelled: lost the race' } });
+      for (const reason of [undefined, '', 'cancelled']) {
+        const plain = startTaskRun();
+        plain.actor.send({ type: 'cancel', reason });
+        expect(plain.actor.getSnapshot().output?.failure).toEqual({ kind: 'error', error: TASK_CANCELLED_ERROR });
+      }
+    });
+
+    it("publishes Cancelled with the cancel's reason, not the failure of the attempt before it", () => {
+      const messages: Array<string | undefined> = [];
+      const machine = taskRunMachine.provide({
+        actions: {
+          publish: ({ context }, params) => {
+            if (params.state === 'Cancelled') messages.push(context.failure?.error.message);
+          },
+        },
+      });
+      const actor = createActor(machine, { input: { taskRunId: 'task-1' } }).start();
+      actor.send({ type: 'attempt.failed', attempt: 1, error: boom });
+      actor.send({ type: 'cancel', reason: 'flow run timed out' });
+
+      expect(messages).toEqual(['task run was cancelled: flow run timed out']);
+      expect(actor.getSnapshot().output?.failure?.error.code).toBe(TASK_CANCELLED_ERROR.code);
     });
   });
 

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { Bus } from '../../../src/bus/bus.js';
 import { createMemoryBus } from '../../../src/bus/memory.js';
 import { CrashedError, flow, task } from '../../../src/index.js';
-import { createFixture, createMemoryLogger, uniqueName } from './helpers.js';
+import { createFixture, createMemoryLogger, sleep, uniqueName, watchProcessErrors } from './helpers.js';
+import { definitionOf } from '../../../src/runtime/definitions.js';
 import { createOrchestrator } from '../../../src/runtime/orchestrator.js';
 
 describe('faults inside the runtime', () => {
@@ -82,6 +83,29 @@ describe('faults inside the runtime', () => {
     expect(fx.records.some((r) => r.level === 50 && r.msg.includes('failed inside tenaz'))).toBe(true);
     await fx.orchestrator.close();
   });
+
+  // Regression: the crash was published under the same name, threw again from the actor's error
+  // observer, and XState threw that where nothing caught it: the process died.
+  for (const kind of ['flow', 'task'] as const) {
+    it(`a ${kind} run whose events cannot be published at all ends Crashed or Failed, and the process goes on`, async () => {
+      const fx = createFixture();
+      const errors = watchProcessErrors();
+      try {
+        const leaf = task({ name: uniqueName('leaf') }, async () => 1);
+        const main = flow({ name: uniqueName('main') }, async () => leaf());
+        // A name no subject can carry, as only a definition changed after the fact can have.
+        (definitionOf(kind === 'flow' ? main : leaf)!.options as { name: string }).name = 'cut-\uD83D';
+        const state = await fx.orchestrator.start(main).wait();
+        await sleep(20);
+        expect(['Crashed', 'Failed']).toContain(state.name);
+        expect(errors.uncaughtExceptions).toEqual([]);
+        expect(fx.records.some((r) => r.level === 50 && r.msg.includes('Could not publish the Crashed state'))).toBe(true);
+      } finally {
+        errors.stop();
+        await fx.orchestrator.close();
+      }
+    });
+  }
 
   it('an exception while logging a finished run still settles the run with its state', async () => {
     const fx = createFixture();

@@ -46,14 +46,17 @@ export function formatRunDetails({ run, taskRuns, subflows }: FlowRunDetails, no
     const title = subflows.length === 0 ? `task runs (${taskRuns.length}):` : `task runs (${taskRuns.length}) and subflow runs (${subflows.length}), in call order:`;
     lines.push(title);
     // A subflow run's own task runs are shown by `runs show` of its id, which its row gives.
+    // Calls are numbered from 1, as a NonDeterminismError names them (`call #3`); `--json` keeps
+    // each one's `position`, from 0.
+    const callNumber = (position: number) => String(position + 1);
     const calls = [
       ...taskRuns.map((task) => ({
         position: task.position ?? -1,
-        row: [task.position === undefined ? NONE : String(task.position), task.name, task.state.name, String(task.attempt), task.worker ?? NONE, formatSpan(task, now), describeError(task) ?? ''],
+        row: [task.position === undefined ? NONE : callNumber(task.position), task.name, task.state.name, String(task.attempt), task.worker ?? NONE, formatSpan(task, now), describeError(task) ?? ''],
       })),
       ...subflows.map(({ position, run: subflow }) => ({
         position,
-        row: [String(position), `${subflow.name} (subflow '${subflow.flowName}', ${subflow.id})`, subflow.state.name, String(subflow.attempt), NONE, formatSpan(subflow, now), describeError(subflow) ?? ''],
+        row: [callNumber(position), `${subflow.name} (subflow '${subflow.flowName}', ${subflow.id})`, subflow.state.name, String(subflow.attempt), NONE, formatSpan(subflow, now), describeError(subflow) ?? ''],
       })),
     ].sort((a, b) => a.position - b.position);
     lines.push(indent(formatTable(['#', 'NAME', 'STATE', 'ATTEMPT', 'WORKER', 'DURATION', 'ERROR'], calls.map((call) => call.row))));

@@ -10,6 +10,7 @@ import type { FlowStateEvent } from '../events.js';
 import type { Store } from '../store/store.js';
 import type { Subjects } from '../subjects.js';
 import { ACTIVE_BUCKET, RUNS_BUCKET, appendHistory, type FlowRunRecord, type RecordedError } from './records.js';
+import { endUnfinishedCalls } from './journal.js';
 
 export interface EndRunHost {
   store: Store;
@@ -61,12 +62,16 @@ export async function endRun(
     state,
     tags: record.tags,
   });
-  // A crashed run's task runs would otherwise show Running for ever: their owner died with it,
-  // and no process resumes the run to end them.
+  // The run's task runs in flight would otherwise show Running for ever, in the history and in
+  // their records: their owner died, and no process resumes the run to end them.
+  const cause = `flow run '${record.name}' ended ${name}: ${error.message}`;
   if (name === 'Crashed' && host.endLostTaskRuns !== undefined) {
-    await host.endLostTaskRuns(record, `flow run '${record.name}' ended Crashed: ${error.message}`).catch((err: unknown) => {
+    await host.endLostTaskRuns(record, cause).catch((err: unknown) => {
       logger.warn({ err, flowRunId: record.id }, `could not end the task runs flow run '${record.name}' left running`);
     });
   }
+  await endUnfinishedCalls(store, record.id, record.calls, cause, host.now()).catch((err: unknown) => {
+    logger.warn({ err, flowRunId: record.id }, `could not end the records of the task runs flow run '${record.name}' left running`);
+  });
   return true;
 }

@@ -18,6 +18,7 @@ import { DropCounter } from '../drop-counter.js';
 import type { EventStream } from '../runtime/watch.js';
 import type { FlowTake } from './flow-queue.js';
 import { endRun } from './end-run.js';
+import { readCalls } from './journal.js';
 import { describeFailure, isPassingFailure } from '../nats/passing-failure.js';
 import {
   ACTIVE_BUCKET,
@@ -90,8 +91,6 @@ export type CancelOutcome =
   /** A process owns it: its owner was asked to cancel it (it goes `Cancelling`, then `Cancelled`). */
   | { outcome: 'owned'; record: FlowRunRecord };
 
-/** Task runs read at once when showing a flow run. */
-const READS_AT_ONCE = 32;
 /** How often `wait()` looks at a record whose end was announced but is not written yet, in ms. */
 const RECORD_POLL_MS = 50;
 /** How often `wait()` reads the record while no end is announced, in case the announcement was missed, in ms. */
@@ -149,31 +148,16 @@ export class RunAdmin {
     const run = await this.get(flowRunId);
     const taskRuns: TaskRunRecord[] = [];
     const subflows: FlowRunDetails['subflows'] = [];
-    // Positions are dense from 0; a running flow's count may lag behind its record, so read on until a gap.
-    for (let start = 0; ; start += READS_AT_ONCE) {
-      const positions = Array.from({ length: READS_AT_ONCE }, (_, i) => start + i);
-      const entries = await Promise.all(positions.map((position) => this.#host.store.get(JOURNAL_BUCKET, journalKey(flowRunId, position))));
-      // A call with no journal entry was a subflow (or is not made yet): its run has an id of its own.
-      const subflowEntries = await Promise.all(
-        positions.map((position, i) => (entries[i] === null ? this.#host.store.get(RUNS_BUCKET, subflowRunId(flowRunId, position)) : null)),
-      );
-      let found = 0;
-      for (const [i, entry] of entries.entries()) {
-        const position = positions[i]!;
-        const subflow = subflowEntries[i];
-        if (entry === null && (subflow === null || subflow === undefined)) continue;
-        found += 1;
-        if (entry === null) {
-          const record = parseFlowRunRecord(subflow!.value);
-          if (record === null) this.#garbled.drop({ bucket: RUNS_BUCKET, key: subflowRunId(flowRunId, position) });
-          else subflows.push({ position, run: record });
-          continue;
-        }
-        const record = parseTaskRunRecord(entry.value);
-        if (record === null) this.#garbled.drop({ bucket: JOURNAL_BUCKET, key: journalKey(flowRunId, position) });
-        else taskRuns.push(record);
+    for (const { position, task, subflow } of await readCalls(this.#host.store, flowRunId, run.calls)) {
+      if (task === undefined) {
+        const record = parseFlowRunRecord(subflow!.value);
+        if (record === null) this.#garbled.drop({ bucket: RUNS_BUCKET, key: subflowRunId(flowRunId, position) });
+        else subflows.push({ position, run: record });
+        continue;
       }
-      if (found === 0 && start + READS_AT_ONCE >= run.calls) break;
+      const record = parseTaskRunRecord(task.value);
+      if (record === null) this.#garbled.drop({ bucket: JOURNAL_BUCKET, key: journalKey(flowRunId, position) });
+      else taskRuns.push(record);
     }
     return { run, taskRuns, subflows };
   }

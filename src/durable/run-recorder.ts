@@ -11,11 +11,12 @@
 import type { Logger } from 'pino';
 import { isTerminal, type RunState } from '../../actors/state.js';
 import { encodeValue, toWireValue } from '../codec.js';
-import { ResultTooLargeError, type RevisionMismatchError } from '../errors.js';
+import { ResultTooLargeError, type ErrorCode, type RevisionMismatchError } from '../errors.js';
 import type { FlowStateEvent, RunEvent, TaskStateEvent } from '../events.js';
 import type { Store } from '../store/store.js';
 import { DropCounter } from '../drop-counter.js';
 import { RecordWriter } from './record-writer.js';
+import { endUnfinishedCalls } from './journal.js';
 import {
   ACTIVE_BUCKET,
   JOURNAL_BUCKET,
@@ -33,6 +34,9 @@ import {
   type TaskRunRecord,
 } from './records.js';
 import { failureFields } from '../nats/passing-failure.js';
+
+/** The code of a call refused for not being the call recorded at its position (see `lookup`). */
+const NON_DETERMINISM_CODE: ErrorCode = 'NON_DETERMINISM';
 
 export interface DurableOptions {
   /** How long a transition that does not end a run may wait to be written with the next, in ms. @default 200 */
@@ -53,6 +57,10 @@ export interface RecordedFlowRun {
   readonly parameters: unknown[];
   readonly tags: string[];
   readonly calls: number;
+  /** Whether the run was started before, by a process that died: calls it left in flight may be unended. */
+  readonly resumed: boolean;
+  /** The run's last state. */
+  readonly state: RunState | undefined;
   /** This process no longer holds the run: stop it without a word to observers. */
   fence(reason: string): void;
 }
@@ -177,6 +185,10 @@ export class RunRecorder {
   taskState(run: RecordedTaskRun, event: TaskStateEvent, result: unknown, error: RecordedError | undefined): void {
     let writer = this.#tasks.get(run.id);
     if (writer === undefined) {
+      // A call refused because the journal holds another call at its position is no call of the
+      // run: that record stays, so that the code that made it can still resume the run (its code
+      // rolled back, `runs retry`) and reuse its result.
+      if (event.state.errorCode === NON_DETERMINISM_CODE) return;
       const record: TaskRunRecord = { ...this.#newRecord(run, event), kind: 'task', taskName: run.taskName, flowRunId: run.flowRun?.id, position: run.position };
       writer = this.#taskWriter(run, record);
       this.#tasks.set(run.id, writer);
@@ -192,8 +204,17 @@ export class RunRecorder {
     if (writer === undefined) return;
     await writer.flushed();
     this.#flows.delete(run.id);
-    if (run.parentId === undefined && !writer.fenced) {
+    if (writer.fenced) return;
+    if (run.parentId === undefined) {
       await this.#store.delete(ACTIVE_BUCKET, run.id).catch((err: unknown) => this.#logger.warn({ ...failureFields(err), flowRunId: run.id }, 'could not remove a finished flow run from the active runs'));
+    }
+    // A resumed run that ended before making again a call the dead process left in flight
+    // (it failed sooner) leaves that call's record unended: it ends Crashed, not Running for ever.
+    if (run.resumed) {
+      const cause = `flow run '${run.name}' ended ${run.state?.name ?? 'without'} before calling it again after it resumed; the process that called it had died`;
+      await endUnfinishedCalls(this.#store, run.id, run.calls, cause, this.#now()).catch((err: unknown) =>
+        this.#logger.warn({ ...failureFields(err), flowRunId: run.id }, 'could not end the records of the task runs the flow run left running before it resumed'),
+      );
     }
   }
 

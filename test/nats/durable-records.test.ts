@@ -38,7 +38,7 @@ afterAll(async () => {
 
 function flowRun(id: string): RecordedFlowRun & { fences: string[] } {
   const fences: string[] = [];
-  return { id, name: 'light-potoo', flowName: 'etl', parentId: undefined, rootId: id, position: undefined, parameters: [{ day: 1 }], tags: [], calls: 0, fences, fence: (reason) => void fences.push(reason) };
+  return { id, name: 'light-potoo', flowName: 'etl', parentId: undefined, rootId: id, position: undefined, parameters: [{ day: 1 }], tags: [], calls: 0, resumed: false, state: undefined, fences, fence: (reason) => void fences.push(reason) };
 }
 
 function flowEvent(id: string, seq: number, name: 'Pending' | 'Running' | 'Completed'): FlowStateEvent {

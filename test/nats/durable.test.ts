@@ -194,17 +194,38 @@ describe('durable flow runs', { timeout: 40_000 }, () => {
     expect(lastStates.map((state) => state.name).sort()).toEqual(['Completed', 'Completed', 'Completed', 'Completed', 'Completed', 'Crashed']);
   });
 
-  it('fails a resumed flow run whose task calls changed order, with an error that says so', async (context) => {
-    const { hits, admin, serve, run, onlyRun } = await scene(context);
-    await serve({ TENAZ_TEST_REORDER: '1' });
-    const owner = run('durable-fickle', 4, 400);
+  it('fails a resumed flow run whose task calls changed order, with an error that says so; with the code rolled back, a retry completes it', async (context) => {
+    const { hits, admin, serve, run, onlyRun, stepHits } = await scene(context);
+    const changed = await serve({ TENAZ_TEST_REORDER: '1' });
+    const owner = run('durable-fickle', 4, 1_000);
     await hits.until((hit) => hit.what === 'step-1');
+    // Past the write window: step-1's record says Running when its process dies.
+    await new Promise((resolve) => setTimeout(resolve, 600));
     owner.signal('SIGKILL');
 
     const record = await admin.runs.wait((await onlyRun()).id);
     expect(record.state.name).toBe('Failed');
     expect(record.error?.name).toBe('NonDeterminismError');
     expect(record.error?.message).toMatch(/call #1 is task 'other-step', but it was task 'durable-step' before/);
+    // Regression: the refused call was written over the recorded one (the result of step-0 lost),
+    // and the call in flight at the kill, never made again, showed Running for ever.
+    // The record of the run's end is written before the calls it left are ended: a moment later.
+    const taskRuns = await waitUntil(async () => {
+      const shown = (await admin.runs.show(record.id)).taskRuns;
+      return shown.every((task) => isTerminal(task.state.name)) ? shown : undefined;
+    }, 5_000);
+    expect(taskRuns.map((task) => [task.position, task.taskName, task.state.name])).toEqual([
+      [0, 'durable-step', 'Completed'],
+      [1, 'durable-step', 'Crashed'],
+    ]);
+
+    // The code rolled back: a retry reuses step-0's result and completes.
+    changed.signal('SIGKILL');
+    await serve();
+    await admin.runs.retry(record.id);
+    const retried = await admin.runs.wait(record.id);
+    expect(retried.state.name).toBe('Completed');
+    expect(stepHits(0)).toBe(1);
   });
 
   it("marks Crashed, with the reason, a flow run whose process died when no live process serves its flow", async (context) => {
@@ -235,8 +256,10 @@ describe('durable flow runs when every process died', { timeout: 40_000 }, () =>
     const adminLog = createMemoryLogger('info');
     const { hits, admin, run, serveTasks } = await scene(context, adminLog.logger);
     const worker = await serveTasks();
-    const owner = run('durable-steps', 100, 200);
+    const owner = run('durable-steps', 100, 1_000);
     await hits.until((hit) => hit.what === 'step-1');
+    // Past the write window: step-1's record says Running when its process dies.
+    await new Promise((resolve) => setTimeout(resolve, 600));
     owner.signal('SIGKILL');
     worker.signal('SIGKILL');
     const [running] = await admin.runs.list();
@@ -251,6 +274,10 @@ describe('durable flow runs when every process died', { timeout: 40_000 }, () =>
     const states = await lastTaskStates(admin, crashed.id, crashedAndNoneInFlight);
     expect(states.filter((state) => !isTerminal(state.name))).toEqual([]);
     expect(states.find((state) => state.name === 'Crashed')?.message).toMatch(/ended Crashed: its process stopped/);
+    // And in its record (regression: `runs show` listed it Running for ever).
+    const { taskRuns } = await admin.runs.show(crashed.id);
+    expect(taskRuns.filter((task) => !isTerminal(task.state.name))).toEqual([]);
+    expect(taskRuns.find((task) => task.state.name === 'Crashed')?.error?.message).toMatch(/ended Crashed: its process stopped/);
     // The reader that ended it says so at info level: listing runs is no error of its own.
     const line = adminLog.records.find((r) => /Finished in state Crashed/.test(r.msg));
     expect(line).toMatchObject({ level: 30, flowRunId: crashed.id });

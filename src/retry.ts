@@ -38,8 +38,9 @@ export function exponentialBackoff(options: ExponentialBackoffOptions): RetryDel
     throw new InvalidArgumentError('exponentialBackoff() needs its options, at least the first delay: exponentialBackoff({ baseMs: 1000 })');
   }
   const { baseMs, factor = 2, maxMs = Number.POSITIVE_INFINITY } = options;
-  assertNonNegative('exponentialBackoff.baseMs', baseMs);
-  if (!(factor >= 1)) throw new InvalidArgumentError(`exponentialBackoff.factor must be >= 1, got ${factor}`);
+  // A first delay of Infinity waits the longest timer (24.8 days) on every retry: surely a slip.
+  assertFiniteNonNegative('exponentialBackoff.baseMs', baseMs);
+  if (!(factor >= 1) || !Number.isFinite(factor)) throw new InvalidArgumentError(`exponentialBackoff.factor must be a finite number >= 1, got ${factor}`);
   assertNonNegative('exponentialBackoff.maxMs', maxMs);
   return (attempt) => Math.min(maxMs, baseMs * factor ** Math.max(0, attempt - 1));
 }

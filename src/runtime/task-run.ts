@@ -442,7 +442,9 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
 
   #recordedError(state: RunState): RecordedError | undefined {
     if (!isTerminal(state.name) || state.type === 'COMPLETED') return undefined;
-    const error = this.#lastError;
+    // The error of the last attempt is the run's only when that attempt failed it: a run cancelled
+    // or crashed after a failed attempt ended for another reason, which its state says.
+    const error = state.name === 'Failed' ? this.#lastError : undefined;
     return { name: error?.name ?? state.errorName ?? 'Error', code: state.errorCode, message: error?.message ?? state.message ?? state.name };
   }
 

@@ -42,4 +42,10 @@ describe('exponentialBackoff', () => {
     expect(() => call()).toThrow(expect.objectContaining({ name: 'InvalidArgumentError', message: expect.stringContaining('exponentialBackoff({ baseMs: 1000 })') }));
     expect(() => call({})).toThrow(/exponentialBackoff.baseMs/);
   });
+
+  it('refuses a first delay or a factor that is not finite: every retry would wait the longest timer', () => {
+    expect(() => exponentialBackoff({ baseMs: Number.POSITIVE_INFINITY })).toThrow(/exponentialBackoff.baseMs must be a finite non-negative number/);
+    expect(() => exponentialBackoff({ baseMs: 100, factor: Number.POSITIVE_INFINITY })).toThrow(/exponentialBackoff.factor must be a finite number >= 1/);
+    expect(exponentialBackoff({ baseMs: 100, maxMs: Number.POSITIVE_INFINITY })(3)).toBe(400);
+  });
 });

@@ -87,4 +87,26 @@ describe('durable runs in memory', () => {
     // Numbered from 1, as a NonDeterminismError names calls: the subflow is the second call.
     expect(text).toMatch(new RegExp(`\\n\\s+2\\s+${details.subflows[0]!.run.name} \\(subflow 'embedded-child', ${details.subflows[0]!.run.id}\\)\\s+Completed`));
   });
+
+  // Regression: a run cancelled after a failed attempt recorded that attempt's error as its own.
+  it("records a run cancelled after a failed attempt with the cancel, not the attempt's error", async () => {
+    fixture = createFixture({ durable: true });
+    const { orchestrator } = fixture;
+    let attempts = 0;
+    const flaky = task({ name: 'embedded-flaky-then-cancelled', retries: 1, retryDelayMs: 60_000 }, async () => {
+      attempts += 1;
+      throw new Error('boom');
+    });
+    const parent = flow({ name: 'embedded-cancels-its-retry' }, async () => {
+      const future = flaky.submit();
+      while (attempts === 0 || future.state?.name !== 'AwaitingRetry') await new Promise((resolve) => setTimeout(resolve, 5));
+      future.cancel('not worth the wait');
+      return (await future.wait()).name;
+    });
+    const run = orchestrator.start(parent);
+    expect(await run.result()).toBe('Cancelled');
+    const [task0] = (await orchestrator.runs.show(run.id)).taskRuns;
+    expect(task0?.state.name).toBe('Cancelled');
+    expect(task0?.error).toMatchObject({ name: 'CancelledError', message: 'task run was cancelled: not worth the wait' });
+  });
 });

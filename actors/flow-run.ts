@@ -60,6 +60,8 @@ export type FlowRunEvent =
   | { type: 'cancel'; reason?: string }
   /** The flow run's supervisor hit its restart-intensity limit. */
   | { type: 'supervisor.escalated'; error: StateError }
+  /** Said by the runtime once the runs an attempt started, cancelled, have all ended. */
+  | { type: 'children.settled'; attempt: number }
   /** The process running the flow is going away (forced close). */
   | { type: 'crash'; error: StateError };
 
@@ -176,7 +178,7 @@ export const flowRunMachine = setup({
             },
             'attempt.timedOut': {
               guard: 'isCurrentAttempt',
-              target: '#flowRun.Judging',
+              target: '#flowRun.Stopping',
               actions: [
                 assign({ failure: { kind: 'timeout', error: FLOW_TIMEOUT_ERROR } }),
                 { type: 'cancelChildren', params: { reason: 'flow run timed out' } },
@@ -184,7 +186,7 @@ export const flowRunMachine = setup({
             },
             cancel: { target: 'Cancelling', actions: 'recordCancel' },
             'supervisor.escalated': {
-              target: '#flowRun.Failed',
+              target: '#flowRun.Stopping',
               actions: [
                 assign({ failure: ({ event }) => ({ kind: 'error' as const, error: event.error }) }),
                 { type: 'cancelChildren', params: { reason: 'supervisor escalated' } },
@@ -206,7 +208,19 @@ export const flowRunMachine = setup({
         },
       },
     },
-    // Transient: a failed attempt is retried or fails the run for good.
+    /**
+     * The attempt was given up (timed out, escalated) and its runs cancelled: they end first, so
+     * that observers see the run end after them, as a cancelled run does. Not for ever: a subflow
+     * whose body ignores its signal is waited for as long as a cancel waits for this run's body.
+     */
+    Stopping: {
+      after: { cancelGrace: 'Judging' },
+      on: {
+        'children.settled': { guard: 'isCurrentAttempt', target: 'Judging' },
+        cancel: { target: 'Cancelled', actions: 'recordCancel' },
+      },
+    },
+    // Transient: a failed attempt is retried or fails the run for good (an escalation is not retryable).
     Judging: {
       always: [
         { guard: 'canRetry', target: 'AwaitingRetry', actions: 'decideRetryDelay' },

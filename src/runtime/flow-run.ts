@@ -49,6 +49,7 @@ export interface ChildRun {
  * cancels and waits for its own runs, never those of the attempt after it.
  */
 interface BodyAttempt {
+  readonly number: number;
   readonly controller: LazyAbort;
   readonly children: Set<ChildRun>;
 }
@@ -252,7 +253,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
 
   /** `child` was started by the current attempt's body (an aborted attempt's body can start none). */
   addChild(child: ChildRun): void {
-    (this.#attempts.at(-1) ?? this.#newAttempt()).children.add(child);
+    (this.#attempts.at(-1) ?? this.#newAttempt(this.#actor.getSnapshot().context.attempt)).children.add(child);
     this.#startedHere?.add(child.id);
   }
 
@@ -291,9 +292,13 @@ export class FlowRunRuntime implements RecordedFlowRun {
    */
   cancelChildren(reason: string): void {
     const attempt = this.#attempt;
-    if (attempt === undefined) return;
-    attempt.controller.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
-    queueMicrotask(() => cancelAll(attempt.children, reason));
+    const number = attempt?.number ?? this.#actor.getSnapshot().context.attempt;
+    attempt?.controller.abort(new CancelledError(`flow run '${this.name}': ${reason}`));
+    queueMicrotask(() => {
+      if (attempt !== undefined) cancelAll(attempt.children, reason);
+      // The machine may wait for them (a timed-out attempt), to end after its runs.
+      void settledAll(attempt?.children ?? new Set()).then(() => this.#send({ type: 'children.settled', attempt: number }));
+    });
   }
 
   /** The machine's `decideRetryDelay`: the flow's retry policy, for the attempt that just failed. */
@@ -303,7 +308,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
 
   /** Called by the machine's `startBody` action: one attempt of the flow function, its outcome sent as an event. */
   startBody(attempt: number): void {
-    const current = this.#newAttempt();
+    const current = this.#newAttempt(attempt);
     const { controller } = current;
     this.#attempt = current;
     // After the machine's action returns, never inside it (see TaskRunRuntime.startAttempt).
@@ -337,8 +342,8 @@ export class FlowRunRuntime implements RecordedFlowRun {
   }
 
   /** An attempt starts with no runs of its own; it is kept until they have all settled. */
-  #newAttempt(): BodyAttempt {
-    const attempt: BodyAttempt = { controller: new LazyAbort(), children: new Set() };
+  #newAttempt(number: number): BodyAttempt {
+    const attempt: BodyAttempt = { number, controller: new LazyAbort(), children: new Set() };
     this.#attempts.push(attempt);
     return attempt;
   }

@@ -188,7 +188,7 @@ describe('flowRunMachine', () => {
   });
 
   describe('timeout', () => {
-    it('cancels the children, aborts the body and ends TimedOut at timeoutMs without retries', () => {
+    it('cancels the children, aborts the body at timeoutMs, and ends TimedOut once its children have, without retries', () => {
       const { actor, clock, published, aborted, cancelled } = startFlowRun({ timeoutMs: 300 });
       clock.increment(299);
       expect(aborted).toEqual([]);
@@ -196,9 +196,33 @@ describe('flowRunMachine', () => {
       clock.increment(1);
       expect(cancelled).toEqual(['flow run timed out']);
       expect(aborted).toEqual(['attempt.timedOut']);
+      // Its task runs and subflows end first: observers see the run end after them.
+      expect(published).toEqual(['Pending', 'Running']);
+      actor.send({ type: 'children.settled', attempt: 1 });
       expect(published).toEqual(['Pending', 'Running', 'TimedOut']);
       expect(actor.getSnapshot().value).toBe('TimedOut');
       expect(actor.getSnapshot().output?.failure).toEqual({ kind: 'timeout', error: FLOW_TIMEOUT_ERROR });
+    });
+
+    it('ends TimedOut after cancelGraceMs when its children are slow to end', () => {
+      const { actor, clock, published } = startFlowRun({ timeoutMs: 300, cancelGraceMs: CANCEL_GRACE_MS });
+      clock.increment(300);
+      clock.increment(CANCEL_GRACE_MS - 1);
+      expect(published).toEqual(['Pending', 'Running']);
+
+      clock.increment(1);
+      expect(published).toEqual(['Pending', 'Running', 'TimedOut']);
+      expect(actor.getSnapshot().value).toBe('TimedOut');
+      expect(clock.pending.size).toBe(0);
+    });
+
+    it('ends Cancelled when cancelled while its timed-out attempt waits for its children', () => {
+      const { actor, clock, published } = startFlowRun({ timeoutMs: 300, retries: 2 });
+      clock.increment(300);
+      actor.send({ type: 'cancel', reason: 'enough' });
+
+      expect(published).toEqual(['Pending', 'Running', 'Cancelled']);
+      expect(clock.pending.size).toBe(0);
     });
 
     it('aborts the body with the timeout before cancelling the children, so the body sees why it stopped', () => {
@@ -211,6 +235,7 @@ describe('flowRunMachine', () => {
     it('retries a timed-out attempt when retries remain', () => {
       const { actor, clock, published, aborted, started } = startFlowRun({ timeoutMs: 300, retries: 1 });
       clock.increment(300);
+      actor.send({ type: 'children.settled', attempt: 1 });
       expect(actor.getSnapshot().value).toBe('AwaitingRetry');
       expect(aborted).toEqual(['attempt.timedOut']);
 
@@ -231,6 +256,7 @@ describe('flowRunMachine', () => {
       const { actor, clock } = startFlowRun({ timeoutMs: 300, retries: 1 });
       clock.increment(300);
       actor.send({ type: 'body.succeeded', attempt: 1, value: 'late' });
+      actor.send({ type: 'children.settled', attempt: 1 });
       clock.increment(RETRY_DELAY_MS);
       actor.send({ type: 'body.succeeded', attempt: 1, value: 'later still' });
 
@@ -342,6 +368,8 @@ describe('flowRunMachine', () => {
   it('fails with the escalation error and cancels its children when its supervisor escalates', () => {
     const { actor, published, aborted, cancelled } = startFlowRun({ retries: 3 });
     actor.send({ type: 'supervisor.escalated', error: escalation });
+    expect(published).toEqual(['Pending', 'Running']);
+    actor.send({ type: 'children.settled', attempt: 1 });
 
     expect(cancelled).toEqual(['supervisor escalated']);
     expect(aborted).toEqual(['supervisor.escalated']);

@@ -116,3 +116,23 @@ describe('a subflow running when its orchestrator closes', () => {
     expect([...last.values()].sort()).toEqual(['Cancelled', 'Crashed', 'Crashed']);
   });
 });
+
+describe('a flow run that times out', () => {
+  // Regression: the flow published TimedOut before its task runs and subflows published their
+  // ends, so that a watcher stopping at the flow's end saw them still Running.
+  it('ends after its task runs and subflows, as a cancelled run does', async () => {
+    const slow = task({ name: uniqueName('slow') }, async () => abortableSleep(2_000));
+    const child = flow({ name: uniqueName('child') }, async () => slow());
+    const timed = flow({ name: uniqueName('timed'), timeoutMs: 100 }, async () => {
+      await Promise.all([slow(), child()]);
+    });
+    const recorder = recordEvents(fx.orchestrator);
+    const run = fx.orchestrator.start(timed);
+    expect((await run.wait()).name).toBe('TimedOut');
+    await sleep(20);
+    const ends = recorder.events.filter((event) => ['Cancelled', 'TimedOut'].includes(event.state.name));
+    expect(ends.map((event) => event.state.name)).toEqual(['Cancelled', 'Cancelled', 'Cancelled', 'TimedOut']);
+    expect(ends.at(-1)).toMatchObject({ type: 'flow.state', flowRunId: run.id });
+    recorder.close();
+  });
+});

@@ -2,7 +2,8 @@
  * The owner's side of remote task runs: it publishes each attempt to the
  * tasks stream, answers workers' claims (accepting only the attempt a run is
  * waiting for, once), turns heartbeats and outcomes into machine events, and
- * tells a worker when an attempt it runs was given up.
+ * tells a worker when an attempt it runs was given up. An attempt given up
+ * before any worker claimed it has its dispatch withdrawn from the stream.
  *
  * Decisions stay in the task-run machine: this object only carries messages.
  */
@@ -15,7 +16,7 @@ import type { Subjects } from '../subjects.js';
 import { DropCounter, LogThrottle } from '../drop-counter.js';
 import { wire, type BatchReply, type ClaimReply, type OutcomeReply, type TaskCancel, type TaskClaim, type TaskDispatch, type TaskOutcome } from './messages.js';
 import { ensureTasksStream } from './streams.js';
-import { DispatchPublisher } from './dispatch-publisher.js';
+import { DispatchPublisher, type DispatchReceipt } from './dispatch-publisher.js';
 import { parseToOwner } from './parse-messages.js';
 import { AttemptWatch } from './attempt-watch.js';
 
@@ -88,6 +89,8 @@ export class TaskDispatcher {
   readonly #connection: NatsConnection;
   /** The worker holding each claimed attempt, to send it a cancel. */
   readonly #claims = new Map<string, Pick<TaskClaim, 'attempt' | 'worker' | 'workerId'>>();
+  /** The dispatch of each attempt no worker has claimed yet: withdrawn if the attempt is given up. */
+  readonly #unclaimed = new Map<string, DispatchReceipt>();
   readonly #drops: DropCounter;
   /** Outcomes for task runs this owner does not have (any more): late, or forged. */
   readonly #unknownOutcomes: DropCounter;
@@ -182,12 +185,21 @@ export class TaskDispatcher {
     const subject = this.#subjects.taskDispatch(pool, message.taskName);
     this.#watch.dispatched(message.taskRunId, message.attempt);
     // The id makes a publish repeated after a lost ack a no-op on the server.
-    this.#publisher.publish(run, message.attempt, subject, bytes, `${message.taskRunId}:${message.attempt}`);
+    this.#unclaimed.set(message.taskRunId, this.#publisher.publish(run, message.attempt, subject, bytes, `${message.taskRunId}:${message.attempt}`));
   }
 
-  /** The run gave `attempt` up: the worker holding it, if any, is told to abort it. */
+  /**
+   * The run gave `attempt` up: the worker holding it, if any, is told to abort it; if no worker
+   * claimed it, its dispatch is withdrawn from the stream, so that no worker starts its body later.
+   */
   abort(taskRunId: string, attempt: number, reason: string): void {
     this.#watch.forget(taskRunId, attempt);
+    const receipt = this.#unclaimed.get(taskRunId);
+    if (receipt?.attempt === attempt) {
+      this.#unclaimed.delete(taskRunId);
+      this.#publisher.withdraw(receipt);
+      return;
+    }
     const claim = this.#claims.get(taskRunId);
     if (claim === undefined || claim.attempt !== attempt) return;
     this.#claims.delete(taskRunId);
@@ -199,13 +211,18 @@ export class TaskDispatcher {
     }
   }
 
-  /** A finished run no longer needs its claim. */
+  /** A finished run no longer needs its claim; a dispatch of it still unclaimed is withdrawn. */
   forget(taskRunId: string): void {
     this.#claims.delete(taskRunId);
     this.#watch.forget(taskRunId);
+    const receipt = this.#unclaimed.get(taskRunId);
+    if (receipt === undefined) return;
+    this.#unclaimed.delete(taskRunId);
+    this.#publisher.withdraw(receipt);
   }
 
   close(): void {
+    this.#unclaimed.clear();
     this.#watch.close();
     this.#statuses?.stop?.();
     this.#publisher.close();
@@ -262,6 +279,7 @@ export class TaskDispatcher {
     const accepted = run?.acceptClaim(claim.attempt, claim.workerId) ?? false;
     // The parsed claim is a fresh object: it is kept as it is.
     if (accepted) {
+      this.#unclaimed.delete(claim.taskRunId);
       this.#claims.set(claim.taskRunId, claim);
       this.#watch.claimed(claim.taskRunId, claim.attempt);
     }

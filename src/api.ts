@@ -55,15 +55,6 @@ export interface Flow<A extends unknown[], R> {
  * Defines a task.
  * @example const callApi = task({ name: 'call-api', retries: 3, retryDelayMs: [200, 1000] }, async (url: string) => (await fetch(url)).json());
  */
-// Typed first by the function itself (F), not by an argument list inferred from it: a parameter
-// with a default and no annotation (`(a: number, c = 3)`) then keeps the default's type, not
-// `unknown`. A `cacheKey`, typed by the task's parameters, needs the argument list inferred first
-// (its own parameters are rarely annotated): the second overload.
-export function task<F extends (...args: never[]) => unknown>(
-  options: Omit<TaskOptions<Parameters<F>>, 'cacheKey'> & { cacheKey?: undefined },
-  fn: F,
-): Task<Parameters<F>, Awaited<ReturnType<F>>>;
-export function task<A extends unknown[], R>(options: TaskOptions<A>, fn: (...args: A) => R | Promise<R>): Task<A, Awaited<R>>;
 export function task<A extends unknown[], R>(options: TaskOptions<A>, fn: (...args: A) => R | Promise<R>): Task<A, Awaited<R>> {
   if (typeof fn !== 'function') throw new InvalidArgumentError('task() needs a function as its second argument');
   const definition: TaskDefinition = {
@@ -109,8 +100,6 @@ export function flow<S extends z.ZodTuple, R>(
   options: FlowOptions<z.output<S>> & { params: S },
   fn: (...args: z.output<S>) => R | Promise<R>,
 ): Flow<z.input<S>, Awaited<R>>;
-// See task(): typed by the function itself, so that a parameter's default gives its type.
-export function flow<F extends (...args: never[]) => unknown>(options: FlowOptions, fn: F): Flow<Parameters<F>, Awaited<ReturnType<F>>>;
 export function flow<A extends unknown[], R>(options: FlowOptions, fn: (...args: A) => R | Promise<R>): Flow<A, Awaited<R>>;
 export function flow(options: FlowOptions, fn: (...args: unknown[]) => unknown): Flow<unknown[], unknown> {
   if (typeof fn !== 'function') throw new InvalidArgumentError('flow() needs a function as its second argument');

@@ -72,6 +72,9 @@ export interface FlowRunOutput {
 
 const ATTEMPT_TIMER_ID = 'attemptTimeout';
 
+/** How much longer than its own `cancelGraceMs` a given-up attempt waits for its runs to end, in ms. */
+export const CHILDREN_GRACE_MARGIN_MS = 1_000;
+
 export const FLOW_TIMEOUT_ERROR: StateError = {
   name: 'FlowTimeoutError',
   code: 'FLOW_TIMED_OUT',
@@ -112,6 +115,9 @@ export const flowRunMachine = setup({
   delays: {
     retryDelay: ({ context }) => context.retryDelayMs,
     cancelGrace: ({ context }) => context.cancelGraceMs,
+    // A subflow's own grace starts a moment after this run's (it is cancelled once the action
+    // that cancels it has returned): the wait for it must outlast it.
+    childrenGrace: ({ context }) => context.cancelGraceMs + CHILDREN_GRACE_MARGIN_MS,
   },
   guards: {
     isCurrentAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
@@ -214,15 +220,20 @@ export const flowRunMachine = setup({
      * whose body ignores its signal is waited for as long as a cancel waits for this run's body.
      */
     Stopping: {
-      after: { cancelGrace: 'Judging' },
+      after: { childrenGrace: 'Judging' },
       on: {
         'children.settled': { guard: 'isCurrentAttempt', target: 'Judging' },
-        cancel: { target: 'Cancelled', actions: 'recordCancel' },
+        // Cancelled once its runs have ended, as any cancel: a second cancel changes nothing.
+        cancel: {
+          guard: ({ context }) => context.failure?.error.code !== FLOW_CANCELLED_ERROR.code,
+          actions: ['recordCancel', { type: 'publish', params: { state: 'Cancelling' } }],
+        },
       },
     },
     // Transient: a failed attempt is retried or fails the run for good (an escalation is not retryable).
     Judging: {
       always: [
+        { guard: ({ context }) => context.failure?.error.code === FLOW_CANCELLED_ERROR.code, target: 'Cancelled' },
         { guard: 'canRetry', target: 'AwaitingRetry', actions: 'decideRetryDelay' },
         { guard: ({ context }) => context.failure?.kind === 'timeout', target: 'TimedOut' },
         { target: 'Failed' },

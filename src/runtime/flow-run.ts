@@ -5,6 +5,7 @@
  * transition and settles the caller's handle.
  */
 import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
 import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -551,7 +552,8 @@ export class FlowRunRuntime implements RecordedFlowRun {
     }
     if (typeof name === 'string' && name.trim() !== '') return name;
     const generated = generateRunName();
-    this.#engine.engineLogger.warn(`runName of flow '${this.flowName}' gave ${JSON.stringify(name) ?? String(name)}, not a name; the run is named '${generated}'`);
+    // inspect, not JSON: it describes any value (a bigint, a cycle, NaN) and never throws.
+    this.#engine.engineLogger.warn(`runName of flow '${this.flowName}' gave ${inspect(name, { depth: 1, breakLength: Infinity })}, not a name; the run is named '${generated}'`);
     return generated;
   }
 

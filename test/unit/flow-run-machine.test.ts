@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { SimulatedClock, assign, createActor } from 'xstate';
 import {
+  CHILDREN_GRACE_MARGIN_MS,
   FLOW_CANCELLED_ERROR,
   FLOW_TIMEOUT_ERROR,
   flowRunMachine,
@@ -204,10 +205,10 @@ describe('flowRunMachine', () => {
       expect(actor.getSnapshot().output?.failure).toEqual({ kind: 'timeout', error: FLOW_TIMEOUT_ERROR });
     });
 
-    it('ends TimedOut after cancelGraceMs when its children are slow to end', () => {
+    it('ends TimedOut a while after cancelGraceMs when its children are slow to end: longer than a subflow of the same grace waits', () => {
       const { actor, clock, published } = startFlowRun({ timeoutMs: 300, cancelGraceMs: CANCEL_GRACE_MS });
       clock.increment(300);
-      clock.increment(CANCEL_GRACE_MS - 1);
+      clock.increment(CANCEL_GRACE_MS + CHILDREN_GRACE_MARGIN_MS - 1);
       expect(published).toEqual(['Pending', 'Running']);
 
       clock.increment(1);
@@ -216,12 +217,16 @@ describe('flowRunMachine', () => {
       expect(clock.pending.size).toBe(0);
     });
 
-    it('ends Cancelled when cancelled while its timed-out attempt waits for its children', () => {
+    it('ends Cancelled, once its children have ended, when cancelled while its timed-out attempt waits for them', () => {
       const { actor, clock, published } = startFlowRun({ timeoutMs: 300, retries: 2 });
       clock.increment(300);
       actor.send({ type: 'cancel', reason: 'enough' });
+      actor.send({ type: 'cancel', reason: 'really' });
+      expect(published).toEqual(['Pending', 'Running', 'Cancelling']);
 
-      expect(published).toEqual(['Pending', 'Running', 'Cancelled']);
+      actor.send({ type: 'children.settled', attempt: 1 });
+      expect(published).toEqual(['Pending', 'Running', 'Cancelling', 'Cancelled']);
+      expect(actor.getSnapshot().output?.failure?.error.message).toBe('flow run was cancelled: enough');
       expect(clock.pending.size).toBe(0);
     });
 

@@ -136,3 +136,19 @@ describe('a flow run that times out', () => {
     recorder.close();
   });
 });
+
+describe('a flow run that times out with a subflow whose body ignores its signal', () => {
+  it('ends after the subflow, though they have the same cancelGraceMs', async () => {
+    const deaf = flow({ name: uniqueName('deaf'), cancelGraceMs: 200 }, async () => sleep(1_000));
+    const timed = flow({ name: uniqueName('timed'), timeoutMs: 50, cancelGraceMs: 200 }, async () => {
+      await deaf();
+    });
+    const recorder = recordEvents(fx.orchestrator, { kind: 'flow' });
+    const run = fx.orchestrator.start(timed);
+    expect((await run.wait()).name).toBe('TimedOut');
+    await sleep(20);
+    const ends = recorder.events.filter((event) => ['Cancelled', 'TimedOut'].includes(event.state.name));
+    expect(ends.map((event) => event.state.name)).toEqual(['Cancelled', 'TimedOut']);
+    recorder.close();
+  });
+});

@@ -75,6 +75,13 @@ describe('runName functions that give no name', () => {
     ['blanks', () => '  '],
     ['undefined', () => undefined],
     ['a number', () => 42],
+    ['a bigint', () => 10n],
+    ['NaN', () => Number.NaN],
+    ['a cyclic object', () => {
+      const cyclic: Record<string, unknown> = {};
+      cyclic['self'] = cyclic;
+      return cyclic;
+    }],
     ['a throw', () => {
       throw new Error('no name today');
     }],

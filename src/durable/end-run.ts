@@ -51,17 +51,6 @@ export async function endRun(
   await store.delete(ACTIVE_BUCKET, record.id);
   const line = `Flow run '${record.name}' - Finished in state ${name}('${error.message}')`;
   logger[level]({ flowRunId: record.id, flowName: record.flowName }, line);
-  host.publishEvent(host.subjects.flowEvent(record.flowName, record.id), {
-    v: 1,
-    type: 'flow.state',
-    seq: ended.lastSeq,
-    flowName: record.flowName,
-    flowRunId: record.id,
-    flowRunName: record.name,
-    parentFlowRunId: record.parentId,
-    state,
-    tags: record.tags,
-  });
   // The run's task runs in flight would otherwise show Running for ever, in the history and in
   // their records: their owner died, and no process resumes the run to end them.
   const cause = `flow run '${record.name}' ended ${name}: ${error.message}`;
@@ -72,6 +61,18 @@ export async function endRun(
   }
   await endUnfinishedCalls(store, record.id, record.calls, cause, host.now()).catch((err: unknown) => {
     logger.warn({ err, flowRunId: record.id }, `could not end the records of the task runs flow run '${record.name}' left running`);
+  });
+  // Told last: observers see a run end after its task runs, as when the run ends itself.
+  host.publishEvent(host.subjects.flowEvent(record.flowName, record.id), {
+    v: 1,
+    type: 'flow.state',
+    seq: ended.lastSeq,
+    flowName: record.flowName,
+    flowRunId: record.id,
+    flowRunName: record.name,
+    parentFlowRunId: record.parentId,
+    state,
+    tags: record.tags,
   });
   return true;
 }

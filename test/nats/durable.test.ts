@@ -114,9 +114,9 @@ const allEnded = (count: number) => (states: RunState[]) => states.length === co
 const crashedAndNoneInFlight = (states: RunState[]) => states.some((state) => state.name === 'Crashed') && states.every((state) => isTerminal(state.name));
 
 /** The history's events of one run (its own, or its task runs'), from the start until `last` matches one. */
-async function eventsUntil(admin: Orchestrator, flowRunId: string, kind: 'flow' | 'task', last: (event: RunEvent) => boolean): Promise<RunEvent[]> {
+async function eventsUntil(admin: Orchestrator, flowRunId: string, kind: 'flow' | 'task' | undefined, last: (event: RunEvent) => boolean): Promise<RunEvent[]> {
   const seen: RunEvent[] = [];
-  const events = admin.watch({ flowRunId, kind, since: { seq: 0 } });
+  const events = admin.watch({ flowRunId, ...(kind === undefined ? {} : { kind }), since: { seq: 0 } });
   const timer = setTimeout(() => events.close(), 10_000);
   try {
     for await (const event of events) {
@@ -278,6 +278,11 @@ describe('durable flow runs when every process died', { timeout: 40_000 }, () =>
     const { taskRuns } = await admin.runs.show(crashed.id);
     expect(taskRuns.filter((task) => !isTerminal(task.state.name))).toEqual([]);
     expect(taskRuns.find((task) => task.state.name === 'Crashed')?.error?.message).toMatch(/ended Crashed: its process stopped/);
+    // Its end comes after its task runs' in the history, as when a run ends itself.
+    const history = await eventsUntil(admin, crashed.id, undefined, (event) => event.type === 'flow.state' && event.state.name === 'Crashed');
+    const taskEnds = history.filter((event) => event.type === 'task.state' && event.state.name === 'Crashed');
+    expect(taskEnds.length).toBeGreaterThan(0);
+    expect(history.at(-1)).toMatchObject({ type: 'flow.state', state: { name: 'Crashed' } });
     // The reader that ended it says so at info level: listing runs is no error of its own.
     const line = adminLog.records.find((r) => /Finished in state Crashed/.test(r.msg));
     expect(line).toMatchObject({ level: 30, flowRunId: crashed.id });

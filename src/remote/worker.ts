@@ -161,6 +161,8 @@ export class TaskWorker implements AsyncDisposable {
   readonly #held = new Map<string, HeldAttempt>();
   readonly #running = new Set<Promise<void>>();
   readonly #drops: DropCounter;
+  /** The dispatches of a dead owner's fan-out are dropped together: counted in one line, not one each. */
+  readonly #ownerless: DropCounter;
   /** Claims and outcomes, batched per owner. */
   readonly #owners: OwnerRequests;
   readonly #consumers: ConsumerMessages[] = [];
@@ -191,6 +193,7 @@ export class TaskWorker implements AsyncDisposable {
     this.#logger = options.logger.child({ component: 'tenaz.worker', workerId: this.id });
     this.#slots = new Sema(this.concurrency);
     this.#drops = new DropCounter(this.#logger, 'dropped a dispatch that is not a valid task run of a task served here');
+    this.#ownerless = new DropCounter(this.#logger, 'dropped a dispatch whose owner never answered');
     this.#owners = new OwnerRequests(options.bus, CLAIM_TIMEOUT_MS);
     this.#subject = options.subjects.worker(this.id);
     this.#ownerPrefix = options.subjects.owner('x').slice(0, -1);
@@ -444,7 +447,7 @@ export class TaskWorker implements AsyncDisposable {
       }
       const deliveries = message.info.deliveryCount;
       if (deliveries >= MAX_OWNERLESS_DELIVERIES) {
-        this.#logger.warn({ ...fields, ...failureFields(err), deliveries }, 'dropped a dispatch whose owner never answered');
+        this.#ownerless.drop({ ...fields, ...failureFields(err), deliveries });
         message.term();
       } else {
         this.#logger.debug({ ...fields, ...failureFields(err) }, 'the owner did not answer the claim; the dispatch is delivered again later');

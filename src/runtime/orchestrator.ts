@@ -719,7 +719,13 @@ export class Orchestrator implements AsyncDisposable {
     // Subflows too, each now: cancelled by its parent, a subflow would wait for its body, and
     // end after the bus has closed.
     const handedOver = new Map<string, boolean>();
-    for (const run of [...flowRuns.values()]) {
+    // Task runs first, then subflows before the runs that called them: each run publishes its end
+    // after its children's, as when it ends by itself.
+    for (const run of [...taskRuns.values()]) {
+      run.cancel('the orchestrator was closed');
+      settling.push(run.settled);
+    }
+    for (const run of [...flowRuns.values()].sort((a, b) => b.depth - a.depth)) {
       // A durable run that another live process serves is left to it, subflows and all: it
       // resumes the run once this process's lease is gone. Any other run ends here, Crashed.
       const root = run.rootRun;
@@ -730,10 +736,6 @@ export class Orchestrator implements AsyncDisposable {
       }
       if (toPeer) run.fence('this process closed; a process that serves the flow resumes it', { handedOver: true });
       else run.crash('the orchestrator was closed');
-      settling.push(run.settled);
-    }
-    for (const run of [...taskRuns.values()]) {
-      run.cancel('the orchestrator was closed');
       settling.push(run.settled);
     }
     // Records still being written get a while (the server may be restarting), not forever.

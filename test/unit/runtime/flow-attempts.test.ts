@@ -152,3 +152,25 @@ describe('a flow run that times out with a subflow whose body ignores its signal
     recorder.close();
   });
 });
+
+describe('close() with runs in flight', () => {
+  it('publishes each run end after its children: task runs, then subflows, then the runs that called them', async () => {
+    const orchestrator = createOrchestrator({ logger: fx.logger });
+    const work = task({ name: uniqueName('work') }, async () => abortableSleep(3_000));
+    const child = flow({ name: uniqueName('child') }, async () => work());
+    const parent = flow({ name: uniqueName('parent') }, async () => child());
+    const ends: string[] = [];
+    const started = new Set<string>();
+    void (async () => {
+      for await (const event of orchestrator.watch({})) {
+        const who = event.type === 'task.state' ? 'task' : event.flowName.startsWith('child') ? 'child' : 'parent';
+        if (event.state.name === 'Running') started.add(who);
+        if (['Cancelled', 'Crashed'].includes(event.state.name)) ends.push(`${who} ${event.state.name}`);
+      }
+    })();
+    void orchestrator.start(parent).result().catch(() => {});
+    while (started.size < 3) await sleep(5);
+    await orchestrator.close();
+    expect(ends).toEqual(['task Cancelled', 'child Crashed', 'parent Crashed']);
+  });
+});

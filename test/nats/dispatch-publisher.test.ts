@@ -7,30 +7,8 @@ import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { createMemoryLogger } from '../unit/runtime/helpers.js';
 import { waitFor } from '../support/nats-fixture.js';
 import { DispatchPublisher } from '../../src/remote/dispatch-publisher.js';
-import type { RemoteTaskRun } from '../../src/remote/dispatcher.js';
+import { FakeRun } from '../support/fake-remote-run.js';
 import { ensureTasksStream } from '../../src/remote/streams.js';
-
-/** A run that waits for attempt 1 until told otherwise, and records dispatch failures. */
-class FakeRun implements RemoteTaskRun {
-  wanted = true;
-  readonly depth = 1;
-  readonly failures: Error[] = [];
-  constructor(readonly id = 'run-1') {}
-  acceptClaim(): boolean {
-    return false;
-  }
-  attemptCrashed(): void {}
-  attemptUnclaimed(): void {}
-  acceptOutcome(): boolean {
-    return false;
-  }
-  dispatchFailed(_attempt: number, error: Error): void {
-    this.failures.push(error);
-  }
-  wants(attempt: number): boolean {
-    return this.wanted && attempt === 1;
-  }
-}
 
 const subjects = createSubjects('dptest');
 const subject = subjects.taskDispatch('default', 'work');

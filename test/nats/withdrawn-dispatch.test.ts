@@ -16,7 +16,7 @@ import { flow, task } from '../../src/index.js';
 import { createSubjects } from '../../src/subjects.js';
 import { ensureTasksStream } from '../../src/remote/streams.js';
 import { DispatchPublisher } from '../../src/remote/dispatch-publisher.js';
-import type { RemoteTaskRun } from '../../src/remote/dispatcher.js';
+import { FakeRun } from '../support/fake-remote-run.js';
 import { createMemoryLogger } from '../unit/runtime/helpers.js';
 import { useNatsFixture, waitFor } from '../support/nats-fixture.js';
 import { untilReady } from '../support/processes.js';
@@ -109,25 +109,6 @@ describe('withdrawn dispatches', () => {
     expect(fixture.records.filter((r) => String(r.msg).startsWith('could not withdraw'))).toEqual([]);
   });
 });
-
-/** A run that waits for attempt 1 until told otherwise. */
-class FakeRun implements RemoteTaskRun {
-  wanted = true;
-  readonly depth = 1;
-  constructor(readonly id: string) {}
-  acceptClaim(): boolean {
-    return false;
-  }
-  attemptCrashed(): void {}
-  attemptUnclaimed(): void {}
-  acceptOutcome(): boolean {
-    return false;
-  }
-  dispatchFailed(): void {}
-  wants(attempt: number): boolean {
-    return this.wanted && attempt === 1;
-  }
-}
 
 describe('DispatchPublisher.withdraw', () => {
   const subjects = createSubjects('wdtest');

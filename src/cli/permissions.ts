@@ -68,6 +68,16 @@ export function flowOwnerPermissions(subjects: Subjects, who: string, fix: strin
   ];
 }
 
+/**
+ * What managing runs takes (`tenaz runs ...`, `tenaz start`): writing the run records (the
+ * bucket's readiness mark, a queued run, a cancel), which only the client and service roles may.
+ */
+export function runRecordsPermissions(subjects: Subjects, who: string): Permission[] {
+  const runsBucket = `${subjects.namespace}_${RUNS_BUCKET}`;
+  const fix = 'run it as the client or service role';
+  return [{ operation: 'publish', subject: `$KV.${runsBucket}.${randomUUID()}`, shown: `$KV.${runsBucket}.*`, purpose: 'read and write the run records', who, fix }];
+}
+
 /** What running task runs takes (`tenaz worker`): hearing cancels, and claiming task runs from their owners. */
 export function taskWorkerPermissions(subjects: Subjects, fix: string): Permission[] {
   const probeId = randomUUID();

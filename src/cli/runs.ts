@@ -9,7 +9,9 @@ import { STATE_NAMES } from '../../actors/state.js';
 import type { FlowRunRecord } from '../durable/records.js';
 import type { QueuedFlowRun, RunAdmin } from '../durable/run-admin.js';
 import { TenazError } from '../errors.js';
-import { openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { namespaceOf, openOrchestrator, type ConnectionFlags, type LogFlags } from './connection.js';
+import { assertPermitted, runRecordsPermissions } from './permissions.js';
+import { createSubjects } from '../subjects.js';
 import { CliError } from './errors.js';
 import { describeError, formatRunTable, toResultJson } from './format-run.js';
 import { toJson } from './json.js';
@@ -54,6 +56,7 @@ export interface RunsRetryOptions extends ConnectionFlags, LogFlags, WaitFlags {
  * @example process.exitCode = await runsCancelCommand('0b6e…', { nats: 'nats://127.0.0.1:4222' }, processStreams());
  */
 export async function runsCancelCommand(flowRunId: string, options: RunsCancelOptions, io: CliStreams): Promise<number> {
+  await assertRunAdmin('runs cancel', options);
   const logger = createCliLogger(io, options, QUIET_LEVEL);
   const { orchestrator, server } = await openOrchestrator(options, { command: 'runs cancel', logger, requireNats: true, execution: 'local', durable: true });
   const reason = options.reason ?? 'cancelled';
@@ -121,6 +124,7 @@ export async function runsRetryCommand(flowRunId: string, options: RunsRetryOpti
  * What the records refuse (unknown id, a run in the wrong state) is a `CliError`.
  */
 export async function withRunAdmin(command: string, options: ConnectionFlags & LogFlags, io: CliStreams, body: (runs: RunAdmin) => Promise<number>): Promise<number> {
+  await assertRunAdmin(command, options);
   const logger = createCliLogger(io, options, QUIET_LEVEL);
   const { orchestrator } = await openOrchestrator(options, { command, logger, requireNats: true, execution: 'local', durable: true });
   try {
@@ -194,3 +198,7 @@ function assertStateName(text: string): void {
   throw new CliError(`--state: no state is named '${text}'; states are ${STATE_NAMES.join(', ')}`);
 }
 
+/** A user of a role that may not manage runs (worker, observer) is told so in one line, exit code 2, before anything is done. */
+async function assertRunAdmin(command: string, options: ConnectionFlags): Promise<void> {
+  await assertPermitted(options, command, runRecordsPermissions(createSubjects(namespaceOf(options)), `tenaz ${command}`));
+}

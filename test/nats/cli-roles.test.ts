@@ -116,6 +116,18 @@ describe('tenaz commands under the roles of deploy/nats/auth.conf', () => {
     }
   }, 20_000);
 
+  // Regression (QA round 8): these printed the connection's JSON warning, then a line naming an internal subject.
+  it('refuses tenaz runs and tenaz start as the worker and observer roles with one line naming the role to use', async () => {
+    const commands = [['runs', 'ls'], ['runs', 'show', 'x'], ['runs', 'cancel', 'x'], ['start', 'chain']];
+    const results = await Promise.all(
+      (['worker', 'observer'] as const).flatMap((role) => commands.map((command) => runTenaz([...command, '--nats', as(role)], { timeoutMs: REFUSED_WITHIN_MS }))),
+    );
+    for (const result of results) {
+      expect(oneRefusalLine(result)).toMatch(/^tenaz: the NATS user may not publish to '\$KV\.tenaz_runs\.\*', which tenaz (runs ls|runs show|runs cancel|start) needs to read and write the run records: run it as the client or service role; /);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  }, 30_000);
+
   it('runs a flow as the client role on a worker of the worker role, watched by the observer role and, through the history, the worker role, with no refusal', async (context) => {
     const processes = new TenazProcesses();
     context.onTestFinished(() => processes.killAll());

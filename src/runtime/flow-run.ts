@@ -546,9 +546,9 @@ export class FlowRunRuntime implements RecordedFlowRun {
       name = typeof template === 'function' ? template(...this.#args) : this.#fillRunName(template);
     } catch (err) {
       // A broken run-name function must not stop the run.
-      const name = generateRunName();
-      this.#engine.engineLogger.warn({ err }, `runName of flow '${this.flowName}' threw; the run is named '${name}'`);
-      return name;
+      const generated = generateRunName();
+      this.#engine.engineLogger.warn({ err }, `runName of flow '${this.flowName}' threw; the run is named '${generated}'`);
+      return generated;
     }
     if (typeof name === 'string' && name.trim() !== '') return name;
     const generated = generateRunName();

@@ -21,7 +21,7 @@
  * period is over.
  */
 import { assign, enqueueActions, setup } from 'xstate';
-import type { FailureKind, StateError, StateName } from './state.js';
+import { cancelledFailure, type FailureKind, type StateError, type StateName } from './state.js';
 
 export interface FlowRunInput {
   flowRunId: string;
@@ -89,11 +89,8 @@ export const FLOW_CANCELLED_ERROR: StateError = {
   retryable: false,
 };
 
-/** The failure of a run ended by a cancel: `FLOW_CANCELLED_ERROR`, with the cancel's reason when it gave one. */
-function cancelledBy(reason: string | undefined): FlowRunFailure {
-  if (reason === undefined || reason === '' || reason === 'cancelled') return { kind: 'error', error: FLOW_CANCELLED_ERROR };
-  return { kind: 'error', error: { ...FLOW_CANCELLED_ERROR, message: `${FLOW_CANCELLED_ERROR.message}: ${reason}` } };
-}
+/** The failure of a run ended by a cancel, with the cancel's reason when it gave one. */
+const cancelledBy = (reason: string | undefined): FlowRunFailure => cancelledFailure(FLOW_CANCELLED_ERROR, reason);
 
 export const flowRunMachine = setup({
   types: {

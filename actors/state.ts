@@ -53,6 +53,15 @@ export interface StateError {
   retryable: boolean;
 }
 
+/**
+ * The failure of a run ended by a cancel: `cancelled`, with the cancel's reason in its message
+ * when it gave one that says more than the word itself.
+ */
+export function cancelledFailure(cancelled: StateError, reason: string | undefined): { kind: 'error'; error: StateError } {
+  if (reason === undefined || reason === '' || reason === 'cancelled') return { kind: 'error', error: cancelled };
+  return { kind: 'error', error: { ...cancelled, message: `${cancelled.message}: ${reason}` } };
+}
+
 /** One state of a run, as published in events and kept in the run's history. */
 export interface RunState {
   type: StateType;

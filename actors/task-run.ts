@@ -27,7 +27,7 @@
  * for its supervisor, one-for-one, as in Erlang/OTP.
  */
 import { assign, enqueueActions, setup } from 'xstate';
-import type { FailureKind, StateError, StateName } from './state.js';
+import { cancelledFailure, type FailureKind, type StateError, type StateName } from './state.js';
 
 export interface TaskRunInput {
   taskRunId: string;
@@ -110,11 +110,8 @@ export const TASK_CANCELLED_ERROR: StateError = {
   retryable: false,
 };
 
-/** The failure of a run ended by a cancel: `TASK_CANCELLED_ERROR`, with the cancel's reason when it gave one. */
-export function cancelledBy(reason: string | undefined): TaskRunFailure {
-  if (reason === undefined || reason === '' || reason === 'cancelled') return { kind: 'error', error: TASK_CANCELLED_ERROR };
-  return { kind: 'error', error: { ...TASK_CANCELLED_ERROR, message: `${TASK_CANCELLED_ERROR.message}: ${reason}` } };
-}
+/** The failure of a run ended by a cancel, with the cancel's reason when it gave one. */
+export const cancelledBy = (reason: string | undefined): TaskRunFailure => cancelledFailure(TASK_CANCELLED_ERROR, reason);
 
 export const HEARTBEAT_LOST_ERROR: StateError = {
   name: 'CrashedError',

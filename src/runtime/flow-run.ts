@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { FlowRunContext, flowRunMachine } from '../../actors/flow-run.js';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
-import { hooksFor, makeCrashedState, makeRunState, retryDelayOf, runHooks } from './run-common.js';
+import { hooksFor, makeCrashedState, makeRunState, publishCrash, retryDelayOf, runHooks } from './run-common.js';
 import { findUnserializable } from '../codec.js';
 import {
   CancelledError,
@@ -470,11 +470,7 @@ export class FlowRunRuntime implements RecordedFlowRun {
     const state = makeCrashedState(err, this.#engine.now(), context.attempt);
     this.state = state;
     try {
-      this.#publish(state);
-    } catch (publishErr) {
-      // What failed inside the machine may be the publishing itself: this observer of the
-      // actor's error must not throw, or XState throws it again where nothing catches it.
-      this.logger.error({ err: publishErr }, `Could not publish the Crashed state of flow run '${this.name}'`);
+      publishCrash(() => this.#publish(state), this.logger, `flow run '${this.name}'`);
     } finally {
       this.#finish(state, context);
     }

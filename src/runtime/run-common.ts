@@ -68,6 +68,19 @@ export function retryDelayOf(policy: ResolvedPolicy, attempt: number, random: ()
   );
 }
 
+/**
+ * Publishes the `Crashed` state of a run whose actor failed inside tenaz. What failed may be the
+ * publishing itself: the caller, an observer of the actor's error, must not throw, or XState
+ * throws it again where nothing catches it and the process dies. So a failure here is logged.
+ */
+export function publishCrash(publish: () => void, logger: Logger, what: string): void {
+  try {
+    publish();
+  } catch (err) {
+    logger.error({ err }, `Could not publish the Crashed state of ${what}`);
+  }
+}
+
 /** The `Crashed` state of a run whose actor failed inside tenaz with `err`. */
 export function makeCrashedState(err: unknown, timestamp: number, attempt: number): RunState {
   const message = err instanceof Error ? err.message : String(err);

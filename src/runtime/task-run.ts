@@ -6,7 +6,7 @@
 import { createActor, type Actor, type EventFromLogic } from 'xstate';
 import type { Logger } from 'pino';
 import { formatState, isTerminal, type RunState, type StateName } from '../../actors/state.js';
-import { hooksFor, makeCrashedState, makeRunState, retryDelayOf, runHooks } from './run-common.js';
+import { hooksFor, makeCrashedState, makeRunState, publishCrash, retryDelayOf, runHooks } from './run-common.js';
 import { HEARTBEAT_LOST_ERROR, cancelledBy, type TaskRunContext, type taskRunMachine } from '../../actors/task-run.js';
 import type { RemoteTaskRun } from '../remote/dispatcher.js';
 import { WIRE_VERSION, type TaskOutcome } from '../remote/messages.js';
@@ -460,11 +460,7 @@ export class TaskRunRuntime implements RemoteTaskRun, RecordedTaskRun {
     const state = makeCrashedState(err, this.#engine.now(), context.attempt);
     this.state = state;
     try {
-      this.#publish(state);
-    } catch (publishErr) {
-      // What failed inside the machine may be the publishing itself: the caller of this (an
-      // observer of the actor's error) must not throw, or XState throws it again where nothing catches it.
-      this.logger.error({ err: publishErr }, `Could not publish the Crashed state of task run '${this.name}'`);
+      publishCrash(() => this.#publish(state), this.logger, `task run '${this.name}'`);
     } finally {
       this.#finish(state, context);
     }
